@@ -1,0 +1,333 @@
+"""The public client: checks a chat, uploads its image, starts the job, streams the answer.
+
+Data flows one way: messages and images → a checked :class:`_Chat` (before anything goes
+on the wire) → the Space's config, upload and job (:mod:`qvq_sdk._transport`) → server-sent
+events (:mod:`qvq_sdk._sse`) → typed events (:mod:`qvq_sdk._protocol`) → text.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, Union
+
+import requests
+
+from ._auth import resolve_token
+from ._constants import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_SPACE,
+    LABEL,
+    MAX_IMAGES,
+    MODEL_ALIASES,
+)
+from ._events import Done, Event, TextUpdate
+from ._images import Image, describe_url, load_image
+from ._messages import Messages, parse_messages
+from ._protocol import CallDecoder, QueueDecoder, excerpt
+from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url
+from ._sse import iter_events
+from ._transport import Transport
+from .errors import APIStatusError, InputError, QVQError, StreamError
+
+PROTOCOLS = ("queue", "call")
+
+Timeout = Union[float, Tuple[float, float]]
+ImageSource = Any  # str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | PIL.Image.Image
+Images = Union[None, ImageSource, Sequence[ImageSource]]
+
+
+@dataclass(frozen=True)
+class _Chat:
+    """A checked request: the prompt and at most one image, ready to send."""
+
+    prompt: str
+    image: Optional[Image]
+    image_input: Optional[str]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_timeout(timeout: Any) -> Tuple[float, float]:
+    if _is_number(timeout):
+        pair: Tuple[Any, ...] = (timeout, timeout)
+    elif isinstance(timeout, tuple) and len(timeout) == 2:
+        pair = timeout
+    else:
+        raise InputError(
+            f"timeout must be seconds, or a (connect, read) pair of seconds, not {timeout!r}.", input="timeout"
+        )
+    if not all(_is_number(value) and 0 < value < float("inf") for value in pair):
+        raise InputError(f"timeout values must be positive numbers of seconds, not {timeout!r}.", input="timeout")
+    return float(pair[0]), float(pair[1])
+
+
+def _image_list(images: Images) -> List[Any]:
+    if images is None:
+        return []
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]  # one image given on its own
+
+
+class QVQClient:
+    """A blocking client of the QVQ-72B-preview Space (or any Space with its API).
+
+    ``token`` is a Hugging Face token (else ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``, the
+    saved token file; ``False`` sends none). ``space`` is a Space id; ``base_url`` (or
+    ``$QVQ_BASE_URL`` when neither is given) points at any Gradio server instead.
+    ``protocol`` is ``"queue"`` (diffs, keeps error messages) or ``"call"``. ``timeout`` is
+    seconds to connect and seconds between reads. ``max_retries`` applies to the requests
+    that start a chat, never to a stream already under way. ``proxies`` apply to every
+    request; ``session`` is a ``requests.Session`` of your own, which the client uses
+    but does not close.
+
+    Nothing goes on the wire until the first chat. One client may be shared by threads.
+    """
+
+    label = LABEL
+    default_model = DEFAULT_MODEL
+    default_vision_model = DEFAULT_MODEL
+    model_aliases: Dict[str, str] = dict(MODEL_ALIASES)
+    models: List[str] = [DEFAULT_MODEL, *MODEL_ALIASES]
+    vision_models: List[str] = list(models)
+
+    def __init__(
+        self,
+        token: Union[str, bool, None] = None,
+        *,
+        space: str = DEFAULT_SPACE,
+        base_url: Optional[str] = None,
+        protocol: str = "queue",
+        timeout: Timeout = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        proxies: Optional[Dict[str, str]] = None,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise InputError(f"protocol must be 'queue' or 'call', not {protocol!r}.", input="protocol")
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+            raise InputError(f"max_retries must be a whole number >= 0, not {max_retries!r}.", input="max_retries")
+        if proxies is not None and not (
+            isinstance(proxies, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in proxies.items())
+        ):
+            raise InputError("proxies must be a dict like {'https': 'http://proxy:3128'}.", input="proxies")
+        if session is not None and not isinstance(session, requests.Session):
+            raise InputError(f"session must be a requests.Session, not a {type(session).__name__}.", input="session")
+        self.timeout = _check_timeout(timeout)
+        if base_url is None and space == DEFAULT_SPACE and os.environ.get("QVQ_BASE_URL"):
+            base_url = os.environ["QVQ_BASE_URL"]
+        if base_url is not None:
+            self.base_url = normalize_base_url(base_url)
+            self.space: Optional[str] = None
+        else:
+            self.base_url = space_url(space)
+            self.space = space
+        self.protocol = protocol
+        self.max_retries = max_retries
+        self._transport = Transport(
+            origin=self.base_url,
+            token=resolve_token(token),
+            session=session,
+            proxies=proxies,
+            timeout=self.timeout,
+            max_retries=max_retries,
+        )
+        self._config: Optional[SpaceConfig] = None
+        self._config_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"QVQClient(base_url={self.base_url!r}, protocol={self.protocol!r})"
+
+    def __enter__(self) -> "QVQClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Aborts the chats under way (their connections close at once) and frees the session."""
+        self._closed = True
+        self._transport.close()
+
+    # -- the public calls ----------------------------------------------------------------
+
+    def chat(self, messages: Messages, images: Images = None, model: Optional[str] = None) -> Generator[str, None, None]:
+        """Streams the answer as ``str`` chunks; ``"".join(chunks)`` is the answer.
+
+        Everything is checked now, before any request; the returned generator does the
+        work as it is iterated. If the Space rewrites text it already sent, the next chunk
+        is the whole rewritten text (use :meth:`events` to tell). Close the generator, or
+        break out of the loop, to cancel: the connection closes and the Space stops.
+        """
+        return self._texts(self._stream(self._prepare(messages, images, model)))
+
+    def complete(self, messages: Messages, images: Images = None, model: Optional[str] = None) -> str:
+        """Waits for the whole answer and returns exactly the Space's final output."""
+        events = self._stream(self._prepare(messages, images, model))
+        try:
+            for event in events:
+                if isinstance(event, Done):
+                    return event.text
+        finally:
+            events.close()
+        raise StreamError("The Space's stream ended without an answer.")  # the decoder raises first
+
+    def events(self, messages: Messages, images: Images = None, model: Optional[str] = None) -> Generator[Event, None, None]:
+        """Streams typed events: :class:`QueuePosition`, :class:`ProcessingStarted`,
+        :class:`TextUpdate` (``delta``, ``text``, ``replaced``) and finally :class:`Done`."""
+        return self._stream(self._prepare(messages, images, model))
+
+    # -- checking a chat (no request to the Space) ---------------------------------------
+
+    def _prepare(self, messages: Messages, images: Images, model: Optional[str]) -> _Chat:
+        if self._closed:
+            raise QVQError("This QVQClient is closed; create a new one.")
+        if model is not None and model not in self.models:
+            raise InputError(f"model must be one of {', '.join(self.models)}, not {model!r}.", input="model")
+        prompt, message_images = parse_messages(messages)
+        sources: List[Tuple[str, Any]] = [(f"images[{i}]", image) for i, image in enumerate(_image_list(images))]
+        sources += [("messages (image part)", image) for image in message_images]
+        if len(sources) > MAX_IMAGES:
+            raise InputError(
+                f"The Space takes one image per request; got {len(sources)} "
+                f"({', '.join(where for where, _ in sources)}).",
+                input="images",
+            )
+        if not sources:
+            return _Chat(prompt=prompt, image=None, image_input=None)
+        where, source = sources[0]
+        return _Chat(prompt=prompt, image=load_image(source, where, self._download), image_input=where)
+
+    def _download(self, url: str, where: str) -> bytes:
+        """Fetches an image URL through the client's session, without the token."""
+        try:
+            response = self._transport.request("GET", url, authenticate=False, headers={"Accept": "image/*"})
+        except APIStatusError as exc:
+            raise InputError(
+                f"{where}: the image URL {describe_url(url)} answered HTTP {exc.status_code}.", input=where
+            ) from None
+        return response.content
+
+    # -- talking to the Space ------------------------------------------------------------
+
+    def _space_config(self) -> SpaceConfig:
+        config = self._config
+        if config is None:
+            with self._config_lock:
+                if self._config is None:
+                    url = f"{self.base_url}/config"
+                    self._config = parse_config(self._json(self._transport.request("GET", url), url), url)
+                config = self._config
+        return config
+
+    @staticmethod
+    def _json(response: requests.Response, url: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise StreamError(
+                f"{url} answered with something that is not JSON ({excerpt(response.text)!r}); "
+                "is the address a Gradio app?"
+            ) from None
+
+    def _upload(self, config: SpaceConfig, chat: _Chat) -> Dict[str, Any]:
+        image = chat.image
+        assert image is not None
+        if config.max_file_size is not None and len(image.data) > config.max_file_size:
+            raise InputError(
+                f"{chat.image_input} is {len(image.data)} bytes; this Space accepts files of at most "
+                f"{config.max_file_size} bytes. Send a smaller image.",
+                input=chat.image_input,
+            )
+        url = f"{self.base_url}{config.api_prefix}/upload"
+        response = self._transport.request("POST", url, files=[("files", (image.filename, image.data, image.mime_type))])
+        paths = self._json(response, url)
+        if not isinstance(paths, list) or len(paths) != 1 or not isinstance(paths[0], str):
+            raise StreamError(
+                f"The Space's upload answered {excerpt(response.text)!r} instead of one file path; "
+                "the image was not stored. Retry the request."
+            )
+        return {"path": paths[0], "orig_name": image.filename, "meta": {"_type": "gradio.FileData"}}
+
+    def _stream(self, chat: _Chat) -> Generator[Event, None, None]:
+        """The chat's events; nothing is sent until the first is asked for."""
+        config = self._space_config()
+        data = [self._upload(config, chat) if chat.image is not None else None, chat.prompt]
+        if self.protocol == "queue":
+            yield from self._queue_job(config, data)
+        else:
+            yield from self._call_job(config, data)
+
+    def _queue_job(self, config: SpaceConfig, data: List[Any]) -> Generator[Event, None, None]:
+        if config.queue_protocol is not None and config.queue_protocol not in QUEUE_PROTOCOLS:
+            raise StreamError(
+                f"This Space runs Gradio {config.version or '(unknown version)'} with the "
+                f"{config.queue_protocol!r} queue protocol, which this client does not speak."
+            )
+        prefix = f"{self.base_url}{config.api_prefix}"
+        session_hash = secrets.token_hex(8)
+        url = f"{prefix}/queue/join"
+        payload = {
+            "data": data,
+            "fn_index": config.fn_index,
+            "session_hash": session_hash,
+            "event_data": None,
+            "trigger_id": None,
+        }
+        event_id = self._event_id(self._transport.request("POST", url, json=payload), url)
+        decoder = QueueDecoder(event_id)
+        response = self._transport.open_stream(f"{prefix}/queue/data", params={"session_hash": session_hash})
+        yield from self._read(response, decoder, lambda name, data: decoder.feed(data))
+
+    def _call_job(self, config: SpaceConfig, data: List[Any]) -> Generator[Event, None, None]:
+        url = f"{self.base_url}{config.api_prefix}/call/{config.api_name}"
+        event_id = self._event_id(self._transport.request("POST", url, json={"data": data}), url)
+        decoder = CallDecoder()
+        response = self._transport.open_stream(f"{url}/{event_id}")
+        yield from self._read(response, decoder, decoder.feed)
+
+    def _event_id(self, response: requests.Response, url: str) -> str:
+        body = self._json(response, url)
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if not isinstance(event_id, str) or not event_id:
+            raise StreamError(f"{url} answered {excerpt(response.text)!r} without an event_id. Retry the request.")
+        return event_id
+
+    def _read(
+        self,
+        response: requests.Response,
+        decoder: Union[QueueDecoder, CallDecoder],
+        feed: Callable[[str, str], List[Event]],
+    ) -> Generator[Event, None, None]:
+        try:
+            content_type = response.headers.get("Content-Type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise StreamError(
+                    f"The Space answered with {content_type or 'no content type'} instead of an event "
+                    f"stream ({excerpt(response.text)!r})."
+                )
+            for name, data in iter_events(self._transport.iter_bytes(response)):
+                yield from feed(name, data)
+                if decoder.done:
+                    return
+            decoder.end_of_stream()
+        finally:
+            self._transport.release(response)
+
+    @staticmethod
+    def _texts(events: Generator[Event, None, None]) -> Generator[str, None, None]:
+        try:
+            for event in events:
+                if isinstance(event, TextUpdate) and event.delta:
+                    yield event.delta
+        finally:
+            events.close()

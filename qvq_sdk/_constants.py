@@ -1,0 +1,36 @@
+"""Defaults and fixed numbers of the client, in one place."""
+
+DEFAULT_SPACE = "Qwen/QVQ-72B-preview"
+ENDPOINT_NAME = "generate"
+
+LABEL = "Qwen QVQ-72B"
+DEFAULT_MODEL = "qwen-qvq-72b-preview"
+MODEL_ALIASES = {"qvq-72b": DEFAULT_MODEL}
+
+# Seconds to connect, and seconds to wait between two reads. Gradio sends a
+# heartbeat every 15 s, so a quiet minute means the stream is dead.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 2
+
+# Retry backoff: 0.5 s doubling up to 8 s, with jitter; a server's Retry-After
+# is honoured up to this many seconds (beyond it we give up and report it).
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+MAX_REDIRECTS = 5
+# Room for many threads streaming through one client at once: each chat holds
+# one connection for its whole stream.
+POOL_MAXSIZE = 64
+
+# The Space takes one image per request.
+MAX_IMAGES = 1
+
+# How much of an error body an exception keeps.
+BODY_EXCERPT_CHARS = 300
+# How much of an error body we read at most (a traceback can be megabytes).
+ERROR_BODY_READ_LIMIT = 64 * 1024
+
+STREAM_READ_SIZE = 64 * 1024

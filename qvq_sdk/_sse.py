@@ -1,0 +1,75 @@
+"""Server-sent events from a stream of byte chunks, parsed by ``sseclient-py``.
+
+``sseclient-py`` splits events correctly at ``\\n``, ``\\r\\n`` and ``\\r`` line ends,
+but it grows an unfinished line by ``bytes +=`` for every chunk, which is quadratic for
+a long event line that arrives in many small chunks (Gradio's call protocol sends lines
+of over 100 KB). So it is fed whole lines only: :func:`whole_lines` joins the pieces of
+a line once, when its end arrives. It also drops a UTF-8 byte-order mark at the start of
+the stream, which would otherwise hide the first event's field name.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, List, Tuple
+
+import sseclient
+
+from .errors import StreamError
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    iterator = iter(chunks)
+    head = b""
+    for chunk in iterator:
+        head += chunk
+        if len(head) >= len(_BOM):
+            break
+    if head.startswith(_BOM):
+        head = head[len(_BOM) :]
+    if head:
+        yield head
+    yield from iterator
+
+
+def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Re-chunks a byte stream so that every chunk ends at a line end (but the last).
+
+    Each chunk is handed on as soon as a line end arrives in it, so an event is never
+    held back waiting for more bytes.
+    """
+    pending: List[bytes] = []
+    for chunk in _without_bom(chunks):
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        if not cut:
+            if chunk:
+                pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk[:cut])
+            yield b"".join(pending)
+            pending = []
+        else:
+            yield chunk if cut == len(chunk) else chunk[:cut]
+        if cut < len(chunk):
+            pending.append(chunk[cut:])
+    if pending:
+        yield b"".join(pending)
+
+
+def iter_events(chunks: Iterable[bytes]) -> Iterator[Tuple[str, str]]:
+    """``(event name, data)`` for each server-sent event in the byte stream."""
+    client = sseclient.SSEClient(whole_lines(chunks))
+    events = client.events()
+    while True:
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise StreamError(
+                f"The Space sent bytes that are not UTF-8 text ({exc.reason} at byte {exc.start} "
+                "of a line); the stream is corrupt. Retry the request."
+            ) from None
+        yield event.event, event.data

@@ -1,0 +1,375 @@
+"""HTTP for the client: the only module that knows ``requests`` and ``urllib3``.
+
+It sends requests with the token (to the Space's origin only), the timeout and the
+proxies; retries what :mod:`qvq_sdk._retry` allows; follows redirects itself so that
+no token header ever reaches another host; maps every failure to a
+:mod:`qvq_sdk.errors` exception; and reads a streaming body chunk by chunk, as soon as
+bytes arrive, whatever urllib3 version is installed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from typing import Any, Dict, Iterator, Optional, Set, Tuple
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from ._constants import (
+    BODY_EXCERPT_CHARS,
+    ERROR_BODY_READ_LIMIT,
+    MAX_REDIRECTS,
+    POOL_MAXSIZE,
+    STREAM_READ_SIZE,
+)
+from ._protocol import excerpt
+from ._retry import parse_retry_after, retry_delay, should_retry_status
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    NotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+
+logger = logging.getLogger("qvq_sdk")
+
+USER_AGENT = f"qvq-sdk/{__version__} python-requests/{requests.__version__}"
+_BODY_KEYS = ("detail", "error", "message")
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def origin_of(url: str) -> Tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _body_excerpt(response: requests.Response, streamed: bool) -> str:
+    """A short, readable piece of an error body, without reading megabytes of it."""
+    try:
+        if streamed:
+            raw = response.raw.read(ERROR_BODY_READ_LIMIT, decode_content=True) or b""
+        else:
+            raw = response.content[:ERROR_BODY_READ_LIMIT]
+    except Exception:  # the body is decoration; a broken one must not hide the status
+        raw = b""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        for key in _BODY_KEYS:
+            if document.get(key):
+                value = document[key]
+                text = value if isinstance(value, str) else json.dumps(value)
+                break
+    elif "<" in text:
+        # An HTML page: keep its words, drop the markup.
+        text = re.sub(r"<(script|style)\b.*?</\1>|<[^>]*>", " ", text, flags=re.S | re.I)
+    return excerpt(text, BODY_EXCERPT_CHARS)
+
+
+def status_error(response: requests.Response, *, authenticated: bool, streamed: bool = False) -> APIStatusError:
+    """The exception for an HTTP error status, with what to do about it."""
+    status = response.status_code
+    body = _body_excerpt(response, streamed)
+    url = response.url.split("?", 1)[0]
+    fields: Dict[str, Any] = {
+        "status_code": status,
+        "body": body,
+        "url": url,
+        "request_id": response.headers.get("x-request-id"),
+    }
+    said = f": {body}" if body else ""
+    if status in (401, 403):
+        advice = (
+            "Check that the Hugging Face token is valid and may use this Space."
+            if authenticated
+            else "The Space may be private or gated: pass token= or set HF_TOKEN."
+        )
+        return AuthenticationError(f"The Space refused access (HTTP {status}{said}). {advice}", **fields)
+    if status == 404:
+        return NotFoundError(
+            f"Not found (HTTP 404) at {url}{said}. Check the Space id or base_url; the Space "
+            "may not exist, or may be private (then pass a token).",
+            **fields,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(response.headers)
+        when = f"retry in {retry_after:.0f} s" if retry_after is not None else "retry later"
+        return RateLimitError(
+            f"The Space is rate-limiting requests (HTTP 429{said}); {when}.",
+            retry_after=retry_after,
+            **fields,
+        )
+    if status == 410 or status >= 500:
+        if "queue is full" in body.lower():
+            what = "The Space's queue is full"
+        elif status == 410:
+            what = "The Space is gone or stopped"
+        elif status == 503:
+            what = "The Space is unavailable (asleep and waking up, paused, or overloaded)"
+        else:
+            what = "The Space failed"
+        return ServiceUnavailableError(f"{what} (HTTP {status}{said}). Retry later.", **fields)
+    return APIStatusError(f"The Space rejected the request (HTTP {status}{said}).", **fields)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return excerpt(text, 200) if text else type(exc).__name__
+
+
+class Transport:
+    """One ``requests.Session`` and the rules for using it; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        origin: str,
+        token: Optional[str],
+        session: Optional[requests.Session],
+        proxies: Optional[Dict[str, str]],
+        timeout: Tuple[float, float],
+        max_retries: int,
+    ) -> None:
+        self._owns_session = session is None
+        self._session = session if session is not None else self._new_session()
+        self._origin = origin_of(origin)
+        self._auth_headers = (
+            {"Authorization": f"Bearer {token}", "X-HF-Authorization": f"Bearer {token}"} if token else {}
+        )
+        self._proxies = proxies
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._streams: Set[requests.Response] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self._auth_headers)
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    # -- sending -----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        retry: bool = True,
+        authenticate: bool = True,
+        stream: bool = False,
+        headers: Optional[Dict[str, str]] = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Sends a request and returns its 2xx response, retrying what may be retried."""
+        attempt = 0
+        while True:
+            delay: Optional[float] = None
+            try:
+                response = self._send(method, url, authenticate, stream, headers or {}, kwargs)
+            except APIConnectionError as exc:
+                if retry and attempt < self.max_retries and _may_retry(exc):
+                    delay = retry_delay(attempt, None)
+                if delay is None:
+                    raise
+                logger.debug("retrying %s %s in %.2fs after: %s", method, _loggable(url), delay, exc)
+            else:
+                if response.status_code < 300:
+                    return response
+                error = status_error(response, authenticated=self.authenticated, streamed=stream)
+                response.close()
+                if retry and attempt < self.max_retries and should_retry_status(response.status_code):
+                    delay = retry_delay(attempt, parse_retry_after(response.headers))
+                if delay is None:
+                    raise error
+                logger.debug("retrying %s %s in %.2fs after HTTP %s", method, _loggable(url), delay, response.status_code)
+            time.sleep(delay)
+            attempt += 1
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        authenticate: bool,
+        stream: bool,
+        headers: Dict[str, str],
+        kwargs: Dict[str, Any],
+    ) -> requests.Response:
+        """One attempt, following redirects; the token goes to the Space's origin only."""
+        for _ in range(MAX_REDIRECTS + 1):
+            sent_headers = {"User-Agent": USER_AGENT, **headers}
+            if authenticate and origin_of(url) == self._origin:
+                sent_headers.update(self._auth_headers)
+            started = time.perf_counter()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    headers=sent_headers,
+                    timeout=self.timeout,
+                    proxies=self._proxies,
+                    allow_redirects=False,
+                    stream=stream,
+                    **kwargs,
+                )
+            except requests.RequestException as exc:
+                logger.debug("%s %s failed after %.3fs: %s", method, _loggable(url), time.perf_counter() - started, exc)
+                raise self._connection_error(exc, url) from exc
+            logger.debug(
+                "%s %s -> %s in %.3fs", method, _loggable(url), response.status_code, time.perf_counter() - started
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response
+            response.close()
+            url = urljoin(url, location)
+            if response.status_code in (301, 302, 303) and method not in ("GET", "HEAD"):
+                method = "GET"
+                kwargs = {k: v for k, v in kwargs.items() if k not in ("json", "data", "files")}
+        raise APIConnectionError(f"Too many redirects (more than {MAX_REDIRECTS}), last to {_loggable(url)}.")
+
+    def _connection_error(self, exc: BaseException, url: str) -> APIConnectionError:
+        host = urlsplit(url).netloc
+        connect, read = self.timeout
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return APITimeoutError(
+                f"Timed out connecting to {host} after {connect:g} s. Check the network, or raise timeout=."
+            )
+        if isinstance(exc, requests.exceptions.ReadTimeout) or _is_read_timeout(exc):
+            return APITimeoutError(
+                f"{host} sent nothing for {read:g} s (read timeout). The Space may be overloaded; "
+                "retry, or raise timeout=."
+            )
+        if isinstance(exc, requests.exceptions.SSLError):
+            return APIConnectionError(f"The TLS handshake with {host} failed: {_reason(exc)}.")
+        if isinstance(exc, requests.exceptions.ProxyError):
+            return APIConnectionError(f"The proxy refused or failed the connection to {host}: {_reason(exc)}.")
+        return APIConnectionError(
+            f"Could not talk to {host}: {_reason(exc)}. Check the network and the Space's address, then retry."
+        )
+
+    # -- streaming ---------------------------------------------------------------------
+
+    def open_stream(self, url: str, **kwargs: Any) -> requests.Response:
+        """GETs an event stream (never retried) and registers it so close() can abort it."""
+        response = self.request(
+            "GET",
+            url,
+            retry=False,
+            stream=True,
+            headers={"Accept": "text/event-stream", "Accept-Encoding": "identity", "Cache-Control": "no-cache"},
+            **kwargs,
+        )
+        with self._lock:
+            self._streams.add(response)
+        return response
+
+    def release(self, response: requests.Response) -> None:
+        """Closes a stream's connection at once (the Space then cancels the job)."""
+        with self._lock:
+            self._streams.discard(response)
+        response.close()
+
+    def iter_bytes(self, response: requests.Response) -> Iterator[bytes]:
+        """The body's bytes, each piece handed on as soon as it arrives."""
+        raw = response.raw
+        host = urlsplit(response.url).netloc
+        try:
+            if hasattr(raw, "read1"):  # urllib3 2
+                while True:
+                    chunk = raw.read1(STREAM_READ_SIZE)
+                    if not chunk:
+                        return
+                    yield chunk
+            elif raw.chunked and raw.supports_chunked_reads():  # urllib3 1.26
+                yield from raw.read_chunked(decode_content=True)
+            else:  # urllib3 1.26, no chunked encoding: read what has arrived
+                fp = raw._fp
+                while True:
+                    chunk = fp.read1(STREAM_READ_SIZE)
+                    if not chunk:
+                        return
+                    yield chunk
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError, AttributeError) as exc:
+            if response not in self._streams:
+                raise APIConnectionError("The stream was closed by the client.") from exc
+            if _is_read_timeout(exc):
+                raise APITimeoutError(
+                    f"{host} sent nothing for {self.timeout[1]:g} s in the middle of the answer "
+                    "(read timeout). Retry, or raise timeout=."
+                ) from exc
+            raise APIConnectionError(
+                f"The connection to {host} broke in the middle of the answer: {_reason(exc)}. Retry the request."
+            ) from exc
+
+    def close(self) -> None:
+        """Aborts every open stream and closes the session if this client made it."""
+        with self._lock:
+            streams, self._streams = list(self._streams), set()
+        for response in streams:
+            _abort(response)
+        if self._owns_session:
+            self._session.close()
+
+
+def _abort(response: requests.Response) -> None:
+    """Closes a response even while another thread is blocked reading it."""
+    raw = response.raw
+    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    response.close()
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.exceptions.ReadTimeout)):
+            return True
+        for arg in getattr(current, "args", ()):
+            if isinstance(arg, BaseException) and id(arg) not in seen and _is_read_timeout(arg):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _may_retry(exc: APIConnectionError) -> bool:
+    """A failed connection may be retried; a read timeout may not (the Space may be working on it)."""
+    return not isinstance(exc, APITimeoutError) or isinstance(exc.__cause__, requests.exceptions.ConnectTimeout)
+
+
+def _loggable(url: str) -> str:
+    """A URL for the logs: no credentials (there are none in ours, but be sure)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"

@@ -1,0 +1,118 @@
+"""pytest fixtures that run the QVQ Space stand-in on real Gradio servers (see servers.py).
+
+Every test in this directory gets the ``realserver`` marker (deselect with
+``-m "not realserver"``). Servers are started lazily, at most once per session per
+configuration, and all stopped at the end of the session. A venv that cannot be built or a
+server that cannot start is a test *error* naming the log, never a skip.
+
+Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1`` and ``gradio6``):
+    gradio_server          stream mode, concurrency 4
+    gradio_return_server   return mode (the stream holds only the completion)
+    gradio_queue_server    stream mode, concurrency 1 (to force queueing)
+    realserver_pool        ``.get(version, mode=..., concurrency=..., max_file_size=...)`` for
+                           any other configuration
+
+``QVQ_GRADIO_VERSIONS=6`` (comma-separated) limits the versions, e.g. for a quick local run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import servers  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _versions():
+    wanted = os.environ.get("QVQ_GRADIO_VERSIONS")
+    if not wanted:
+        return list(servers.VENV_SPECS)
+    versions = [v.strip() for v in wanted.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in servers.VENV_SPECS]
+    if unknown:
+        raise pytest.UsageError("QVQ_GRADIO_VERSIONS: unknown %s (known: %s)"
+                                % (unknown, ", ".join(servers.VENV_SPECS)))
+    return versions
+
+
+VERSIONS = _versions()
+VERSION_IDS = ["gradio" + v for v in VERSIONS]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "realserver: runs against a local Gradio stand-in of the QVQ Space "
+                   "(builds gradio venvs on first use)")
+    # requests must reach 127.0.0.1 directly even if a proxy is configured.
+    for key in ("NO_PROXY", "no_proxy"):
+        os.environ[key] = ",".join(filter(None, [os.environ.get(key), servers.LOCAL_HOSTS]))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if str(item.fspath).startswith(HERE + os.sep):
+            item.add_marker(pytest.mark.realserver)
+
+
+class ServerPool(object):
+    """Starts each (version, mode, concurrency, max_file_size) server once; stops all at close."""
+
+    def __init__(self):
+        self._stack = contextlib.ExitStack()
+        self._servers = {}
+        self._venv_errors = {}
+
+    def get(self, version, mode="stream", concurrency=4, max_file_size=None):
+        key = (version, mode, concurrency, max_file_size)
+        if key not in self._servers:
+            # Build (or fail to build) each venv once, not once per fixture.
+            if version not in self._venv_errors:
+                try:
+                    servers.ensure_venv(version)
+                    self._venv_errors[version] = None
+                except servers.HarnessError as exc:
+                    self._venv_errors[version] = exc
+            if self._venv_errors[version] is not None:
+                raise self._venv_errors[version]
+            self._servers[key] = self._stack.enter_context(servers.start_server(
+                version, mode=mode, concurrency=concurrency, max_file_size=max_file_size))
+        return self._servers[key]
+
+    def close(self):
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def realserver_pool():
+    pool = ServerPool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session", params=VERSIONS, ids=VERSION_IDS)
+def gradio_version(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def gradio_server(realserver_pool, gradio_version):
+    return realserver_pool.get(gradio_version)
+
+
+@pytest.fixture(scope="session")
+def gradio_return_server(realserver_pool, gradio_version):
+    return realserver_pool.get(gradio_version, mode="return")
+
+
+@pytest.fixture(scope="session")
+def gradio_queue_server(realserver_pool, gradio_version):
+    return realserver_pool.get(gradio_version, concurrency=1)

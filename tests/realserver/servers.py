@@ -1,0 +1,328 @@
+"""Gradio venvs and stand-in server processes for the real-server tests.
+
+Gradio is not installed in the test venv: each supported Gradio version gets its own venv
+(``ensure_venv``), built once under ``$QVQ_TEST_VENVS`` (default ``<repo>/.venvs/``), and
+``start_server`` runs ``standin_app.py`` under it as a subprocess on 127.0.0.1.
+
+Run a stand-in by hand (installs the venv on first use), then point the SDK at the URL::
+
+    python tests/realserver/servers.py --gradio 6 [--mode stream|return] [--port 7860]
+
+Environment:
+    QVQ_TEST_VENVS      where the venvs live (default ``<repo>/.venvs``).
+    QVQ_GRADIO_PYTHON   the Python (>= 3.10) to build them with; else this interpreter if it
+                        is >= 3.10, else a python3.1x found on PATH or under pyenv.
+
+Needs only the standard library, so it also runs outside the test venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+APP = os.path.join(HERE, "standin_app.py")
+
+#: venv name -> pip requirements. gradio 5.9.1 is what the QVQ Space declared; it breaks with
+#: pydantic >= 2.11 and huggingface_hub >= 1.0, hence the pins.
+VENV_SPECS = {
+    "5.9.1": ["gradio==5.9.1", "pydantic==2.10.6", "huggingface_hub<1.0"],
+    "6": ["gradio>=6,<7"],
+}
+
+LOCAL_HOSTS = "127.0.0.1,localhost"
+STARTUP_TIMEOUT = 120.0
+STOP_TIMEOUT = 10.0
+
+
+class HarnessError(RuntimeError):
+    """A venv could not be built or a server could not be started (the message says why)."""
+
+
+def venvs_dir():
+    return os.path.abspath(os.environ.get("QVQ_TEST_VENVS") or os.path.join(REPO, ".venvs"))
+
+
+def _version_of(python):
+    """(major, minor) of the given interpreter, or None if it does not run."""
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys, venv; print('%d %d' % sys.version_info[:2])"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30, check=True,
+        ).stdout.split()
+        return int(out[0]), int(out[1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def find_gradio_python():
+    """An interpreter >= 3.10 (Gradio 5 and 6 need it) with the venv module."""
+    explicit = os.environ.get("QVQ_GRADIO_PYTHON")
+    if explicit:
+        if (_version_of(explicit) or (0, 0)) < (3, 10):
+            raise HarnessError("QVQ_GRADIO_PYTHON=%s is not a working Python >= 3.10" % explicit)
+        return explicit
+    if sys.version_info >= (3, 10):
+        return sys.executable
+    candidates = []
+    for minor in (12, 11, 10, 13, 14):
+        found = shutil.which("python3.%d" % minor)
+        if found:
+            candidates.append(found)
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.1[0-9]*", "bin",
+                                                "python3")))
+    for python in candidates:
+        # A pyenv shim for a version that is not selected fails to run; _version_of skips it.
+        if (_version_of(python) or (0, 0)) >= (3, 10):
+            return python
+    raise HarnessError("no Python >= 3.10 found for the Gradio venvs; set QVQ_GRADIO_PYTHON "
+                       "(tried %s)" % (candidates or "nothing on PATH or under pyenv"))
+
+
+def venv_python(name):
+    return os.path.join(venvs_dir(), "gradio-" + name, "bin", "python")
+
+
+def ensure_venv(name):
+    """Build the venv for VENV_SPECS[name] unless already built; return its python.
+
+    Idempotent (a marker file records the spec) and safe to call from concurrent processes
+    (an fcntl lock). Raises HarnessError naming the install log on failure.
+    """
+    if name not in VENV_SPECS:
+        raise HarnessError("unknown gradio venv %r (known: %s)" % (name, ", ".join(VENV_SPECS)))
+    spec = VENV_SPECS[name]
+    root = venvs_dir()
+    path = os.path.join(root, "gradio-" + name)
+    marker = os.path.join(path, ".qvq-spec.json")
+    python = os.path.join(path, "bin", "python")
+    log_path = os.path.join(root, "gradio-%s.install.log" % name)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "gradio-%s.lock" % name), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(marker) as f:
+                if json.load(f).get("spec") == spec and os.path.exists(python):
+                    return python
+        except (OSError, ValueError):
+            pass
+        base_python = find_gradio_python()
+        with open(log_path, "w") as log:
+            log.write("building %s with %s: %s\n" % (path, base_python, spec))
+            log.flush()
+            steps = [
+                [base_python, "-m", "venv", "--clear", path],
+                [python, "-m", "pip", "install", "--disable-pip-version-check"] + spec,
+                [python, "-c", "import gradio, PIL; print('gradio', gradio.__version__)"],
+            ]
+            for cmd in steps:
+                log.write("$ %s\n" % " ".join(cmd))
+                log.flush()
+                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+                if rc != 0:
+                    raise HarnessError("building the gradio %s venv failed (exit %d in %r); "
+                                       "see %s" % (name, rc, cmd[2:4], log_path))
+        with open(marker, "w") as f:
+            json.dump({"spec": spec, "base_python": base_python}, f)
+        return python
+
+
+def free_port():
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as exc:
+        return "(no log: %s)" % exc
+
+
+def _get_config(base_url):
+    """GET /config without any proxy; the parsed JSON, or None if not (yet) answering 200."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(base_url + "/config", timeout=5) as resp:
+            if resp.status == 200:
+                return json.loads(resp.read().decode("utf-8"))
+    except (OSError, ValueError, urllib.error.URLError):
+        pass
+    return None
+
+
+class Server(object):
+    """A running stand-in. ``base_url`` has no trailing slash."""
+
+    def __init__(self, venv_name, mode, concurrency, max_file_size, port, record_dir,
+                 log_path, process):
+        self.venv_name = venv_name
+        self.mode = mode
+        self.concurrency = concurrency
+        self.max_file_size = max_file_size
+        self.port = port
+        self.base_url = "http://127.0.0.1:%d" % port
+        self.record_dir = record_dir
+        self.log_path = log_path
+        self.process = process
+        self.config = {}
+        self.version = None
+
+    def __repr__(self):
+        return "<Server gradio %s %s %s>" % (self.version, self.mode, self.base_url)
+
+    def record_lines(self, record_id):
+        """Lines the ``slow {record_id}`` command has written so far ([] if none)."""
+        try:
+            with open(os.path.join(self.record_dir, record_id + ".log")) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    def log_tail(self, lines=40):
+        return _tail(self.log_path, lines)
+
+
+def _server_env(gradio_tmp):
+    env = dict(os.environ)
+    env.update({
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_SSR_MODE": "false",
+        "GRADIO_TEMP_DIR": gradio_tmp,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    # Gradio checks its own URL with httpx at launch: never send that through a proxy.
+    for key in ("NO_PROXY", "no_proxy"):
+        env[key] = ",".join(filter(None, [env.get(key), LOCAL_HOSTS]))
+    # The test venv's module paths must not leak into the gradio venv.
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def _stop(process, timeout=STOP_TIMEOUT):
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: only what we started
+    except OSError:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            process.kill()
+        process.wait(timeout)
+
+
+@contextlib.contextmanager
+def start_server(venv_name, mode="stream", concurrency=4, max_file_size=None, record_dir=None,
+                 port=None, startup_timeout=STARTUP_TIMEOUT):
+    """Run the stand-in under the named gradio venv; yield a ready ``Server``; stop it on exit.
+
+    Waits until ``GET /config`` answers 200 (at most ``startup_timeout`` s) and raises
+    HarnessError with the server log's tail if the process dies or the wait runs out.
+    """
+    python = ensure_venv(venv_name)
+    work = tempfile.mkdtemp(prefix="qvq-gradio%s-%s-" % (venv_name, mode))
+    record_dir = os.path.abspath(record_dir or os.path.join(work, "records"))
+    os.makedirs(record_dir, exist_ok=True)
+    gradio_tmp = os.path.join(work, "gradio-tmp")
+    os.makedirs(gradio_tmp, exist_ok=True)
+    log_path = os.path.join(work, "server.log")
+    attempts = 1 if port else 3  # a picked free port can be taken before gradio binds it
+    for attempt in range(attempts):
+        use_port = port or free_port()
+        cmd = [python, APP, "--port", str(use_port), "--host", "127.0.0.1", "--mode", mode,
+               "--concurrency", str(concurrency), "--record-dir", record_dir]
+        if max_file_size is not None:
+            cmd += ["--max-file-size", str(max_file_size)]
+        log = open(log_path, "a")
+        log.write("$ %s\n" % " ".join(cmd))
+        log.flush()
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=_server_env(gradio_tmp),
+                                   cwd=work, start_new_session=True)
+        log.close()
+        server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir,
+                        log_path, process)
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                config = _get_config(server.base_url)
+                if config is not None:
+                    break
+                if process.poll() is not None:
+                    tail = _tail(log_path)
+                    if attempt + 1 < attempts and ("port" in tail.lower()):
+                        break
+                    raise HarnessError("the gradio %s stand-in exited with %s before serving; "
+                                       "log %s:\n%s" % (venv_name, process.returncode,
+                                                        log_path, tail))
+                if time.monotonic() > deadline:
+                    raise HarnessError("the gradio %s stand-in did not answer /config within "
+                                       "%.0f s; log %s:\n%s" % (venv_name, startup_timeout,
+                                                                log_path, _tail(log_path)))
+                time.sleep(0.2)
+            if config is None:
+                continue  # port clash: try another port
+            server.config = config
+            server.version = config.get("version")
+            yield server
+            return
+        finally:
+            _stop(process)
+    raise HarnessError("could not start the gradio %s stand-in on a free port; log %s:\n%s"
+                       % (venv_name, log_path, _tail(log_path)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Serve the QVQ Space stand-in locally (installs its gradio venv if needed).")
+    parser.add_argument("--gradio", choices=sorted(VENV_SPECS), default="6")
+    parser.add_argument("--mode", choices=["stream", "return"], default="stream")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--max-file-size", default=None)
+    args = parser.parse_args(argv)
+    print("preparing the gradio %s venv under %s ..." % (args.gradio, venvs_dir()), flush=True)
+    with start_server(args.gradio, mode=args.mode, concurrency=args.concurrency,
+                      max_file_size=args.max_file_size, port=args.port) as server:
+        print("gradio %s stand-in (%s mode) serving at %s  (log: %s; Ctrl-C to stop)"
+              % (server.version, server.mode, server.base_url, server.log_path), flush=True)
+        try:
+            while server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        else:
+            print("the server exited; log tail:\n" + server.log_tail(), file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
