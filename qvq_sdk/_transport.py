@@ -127,8 +127,34 @@ def status_error(response: requests.Response, *, authenticated: bool, streamed: 
     return APIStatusError(f"The Space rejected the request (HTTP {status}{said}).", **fields)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (requests and urllib3 nest them in args)."""
+    seen: Set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+
+
 def _reason(exc: BaseException) -> str:
-    text = str(exc)
+    """What went wrong, in words, from the innermost cause that says it."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "the connection was refused (is the server running and the address right?)"
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+        return "the host name could not be resolved"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "the connection was reset by the other end"
+    if any(isinstance(c, (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)) for c in causes):
+        return "the server closed the connection before the response was complete"
+    text = str(causes[-1]) or str(exc)
     return excerpt(text, 200) if text else type(exc).__name__
 
 
@@ -347,17 +373,8 @@ def _abort(response: requests.Response) -> None:
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
-    seen = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.exceptions.ReadTimeout)):
-            return True
-        for arg in getattr(current, "args", ()):
-            if isinstance(arg, BaseException) and id(arg) not in seen and _is_read_timeout(arg):
-                return True
-        current = current.__cause__ or current.__context__
-    return False
+    timeouts = (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.exceptions.ReadTimeout)
+    return any(isinstance(cause, timeouts) for cause in _causes(exc))
 
 
 def _may_retry(exc: APIConnectionError) -> bool:
