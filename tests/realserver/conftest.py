@@ -12,7 +12,8 @@ Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1`` and ``
     realserver_pool        ``.get(version, mode=..., concurrency=..., max_file_size=...)`` for
                            any other configuration
 
-``QVQ_GRADIO_VERSIONS=6`` (comma-separated) limits the versions, e.g. for a quick local run.
+``QVQ_GRADIO_VERSIONS`` (comma-separated, default ``5.9.1,6``) picks the versions, e.g. ``6`` for a
+quick local run or ``4,5.9.1,6`` to include the optional Gradio 4.44 venv.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _versions():
     wanted = os.environ.get("QVQ_GRADIO_VERSIONS")
     if not wanted:
-        return list(servers.VENV_SPECS)
+        return list(servers.DEFAULT_VERSIONS)
     versions = [v.strip() for v in wanted.split(",") if v.strip()]
     unknown = [v for v in versions if v not in servers.VENV_SPECS]
     if unknown:

@@ -39,11 +39,16 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 APP = os.path.join(HERE, "standin_app.py")
 
 #: venv name -> pip requirements. gradio 5.9.1 is what the QVQ Space declared; it breaks with
-#: pydantic >= 2.11 and huggingface_hub >= 1.0, hence the pins.
+#: pydantic >= 2.11 and huggingface_hub >= 1.0, hence the pins. "4" (no /gradio_api prefix) is
+#: optional, not run by default; its pins avoid today's fastapi/starlette/huggingface_hub.
 VENV_SPECS = {
     "5.9.1": ["gradio==5.9.1", "pydantic==2.10.6", "huggingface_hub<1.0"],
     "6": ["gradio>=6,<7"],
+    "4": ["gradio==4.44.1", "fastapi<0.113", "starlette<0.39", "huggingface_hub<0.26",
+          "pydantic<2.11"],
 }
+#: The versions the test fixtures use unless QVQ_GRADIO_VERSIONS says otherwise.
+DEFAULT_VERSIONS = ["5.9.1", "6"]
 
 LOCAL_HOSTS = "127.0.0.1,localhost"
 STARTUP_TIMEOUT = 120.0

@@ -18,7 +18,7 @@ TIMEOUT = 30
 
 
 def _prefix(server):
-    return server.base_url + server.config.get("api_prefix", "")
+    return server.base_url + (server.config.get("api_prefix") or "")
 
 
 def _fn_index(server):
