@@ -226,13 +226,17 @@ class QueueDecoder(_Decoder):
             if message.get("success") is False:
                 error = output.get("error") if isinstance(output, dict) else None
                 raise app_error(error, hidden_because=HIDDEN_BY_SPACE)
+            if isinstance(output, dict) and "data" not in output:
+                raise StreamError("The Space ended the job without an answer (it was cancelled). Retry the request.")
             return self._complete(self._text.apply_output(_first_output(output, kind)))
         if kind == "unexpected_error":
-            if message.get("session_not_found"):
+            detail = message.get("message")
+            if message.get("session_not_found") or (
+                isinstance(detail, str) and "session not found" in detail.lower()
+            ):
                 raise StreamError(
                     "The Space lost this request's session (it may have restarted); retry the request."
                 )
-            detail = message.get("message")
             raise StreamError(
                 "The Space's server failed while streaming"
                 + (f": {excerpt(detail)}" if isinstance(detail, str) else "")

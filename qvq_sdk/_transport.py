@@ -359,12 +359,23 @@ class Transport:
             self._session.close()
 
 
-def _abort(response: requests.Response) -> None:
-    """Closes a response even while another thread is blocked reading it."""
+def _socket_of(response: requests.Response) -> Optional[socket.socket]:
     raw = response.raw
     connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
     sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
+    if not isinstance(sock, socket.socket):  # reach it through the body's file instead
+        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _abort(response: requests.Response) -> None:
+    """Closes a response even while another thread is blocked reading it.
+
+    ``Response.close()`` alone waits for that read to return; shutting the socket down
+    ends it at once, and the Space sees the disconnect and cancels the job.
+    """
+    sock = _socket_of(response)
+    if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
