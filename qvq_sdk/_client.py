@@ -7,6 +7,7 @@ events (:mod:`qvq_sdk._sse`) → typed events (:mod:`qvq_sdk._protocol`) → tex
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -32,7 +33,7 @@ from ._messages import Messages, parse_messages
 from ._protocol import CallDecoder, QueueDecoder, excerpt
 from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url
 from ._sse import iter_events
-from ._transport import Transport
+from ._transport import Deadline, Transport
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
 PROTOCOLS = ("queue", "call")
@@ -49,6 +50,7 @@ class _Chat:
     prompt: str
     image: Optional[Image]
     image_input: Optional[str]
+    deadline: Deadline
 
 
 def _is_number(value: Any) -> bool:
@@ -69,6 +71,14 @@ def _check_timeout(timeout: Any) -> Tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
+def _check_deadline(deadline: Any) -> Optional[float]:
+    if deadline is None:
+        return None
+    if not (_is_number(deadline) and 0 < deadline < float("inf")):
+        raise InputError(f"deadline must be a positive number of seconds or None, not {deadline!r}.", input="deadline")
+    return float(deadline)
+
+
 def _image_list(images: Images) -> List[Any]:
     if images is None:
         return []
@@ -87,7 +97,7 @@ class QVQClient:
     seconds to connect and seconds between reads. ``max_retries`` applies to the requests
     that start a chat, never to a stream already under way. ``proxies`` apply to every
     request; ``session`` is a ``requests.Session`` of your own, which the client uses
-    but does not close.
+    but does not close. ``deadline`` is the default limit, in seconds, on a whole chat.
 
     Nothing goes on the wire until the first chat. One client may be shared by threads.
     """
@@ -110,6 +120,7 @@ class QVQClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         proxies: Optional[Dict[str, str]] = None,
         session: Optional[requests.Session] = None,
+        deadline: Optional[float] = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise InputError(f"protocol must be 'queue' or 'call', not {protocol!r}.", input="protocol")
@@ -122,6 +133,7 @@ class QVQClient:
         if session is not None and not isinstance(session, requests.Session):
             raise InputError(f"session must be a requests.Session, not a {type(session).__name__}.", input="session")
         self.timeout = _check_timeout(timeout)
+        self.deadline = _check_deadline(deadline)
         if base_url is None and space == DEFAULT_SPACE and os.environ.get("QVQ_BASE_URL"):
             base_url = os.environ["QVQ_BASE_URL"]
         if base_url is not None:
@@ -160,7 +172,14 @@ class QVQClient:
 
     # -- the public calls ----------------------------------------------------------------
 
-    def chat(self, messages: Messages, images: Images = None, model: Optional[str] = None) -> Generator[str, None, None]:
+    def chat(
+        self,
+        messages: Messages,
+        images: Images = None,
+        model: Optional[str] = None,
+        *,
+        deadline: Optional[float] = None,
+    ) -> Generator[str, None, None]:
         """Streams the answer as ``str`` chunks; ``"".join(chunks)`` is the answer.
 
         Everything is checked now, before any request; the returned generator does the
@@ -168,11 +187,18 @@ class QVQClient:
         is the whole rewritten text (use :meth:`events` to tell). Close the generator, or
         break out of the loop, to cancel: the connection closes and the Space stops.
         """
-        return self._texts(self._stream(self._prepare(messages, images, model)))
+        return self._texts(self._stream(self._prepare(messages, images, model, deadline)))
 
-    def complete(self, messages: Messages, images: Images = None, model: Optional[str] = None) -> str:
+    def complete(
+        self,
+        messages: Messages,
+        images: Images = None,
+        model: Optional[str] = None,
+        *,
+        deadline: Optional[float] = None,
+    ) -> str:
         """Waits for the whole answer and returns exactly the Space's final output."""
-        events = self._stream(self._prepare(messages, images, model))
+        events = self._stream(self._prepare(messages, images, model, deadline))
         try:
             for event in events:
                 if isinstance(event, Done):
@@ -181,16 +207,25 @@ class QVQClient:
             events.close()
         raise StreamError("The Space's stream ended without an answer.")  # the decoder raises first
 
-    def events(self, messages: Messages, images: Images = None, model: Optional[str] = None) -> Generator[Event, None, None]:
+    def events(
+        self,
+        messages: Messages,
+        images: Images = None,
+        model: Optional[str] = None,
+        *,
+        deadline: Optional[float] = None,
+    ) -> Generator[Event, None, None]:
         """Streams typed events: :class:`QueuePosition`, :class:`ProcessingStarted`,
         :class:`TextUpdate` (``delta``, ``text``, ``replaced``) and finally :class:`Done`."""
-        return self._stream(self._prepare(messages, images, model))
+        return self._stream(self._prepare(messages, images, model, deadline))
 
     # -- checking a chat (no request to the Space) ---------------------------------------
 
-    def _prepare(self, messages: Messages, images: Images, model: Optional[str]) -> _Chat:
+    def _prepare(self, messages: Messages, images: Images, model: Optional[str], deadline: Optional[float]) -> _Chat:
         if self._closed:
             raise QVQError("This QVQClient is closed; create a new one.")
+        seconds = _check_deadline(deadline)
+        limit = Deadline(seconds if seconds is not None else self.deadline)
         if model is not None and model not in self.models:
             raise InputError(f"model must be one of {', '.join(self.models)}, not {model!r}.", input="model")
         prompt, message_images = parse_messages(messages)
@@ -203,14 +238,17 @@ class QVQClient:
                 input="images",
             )
         if not sources:
-            return _Chat(prompt=prompt, image=None, image_input=None)
+            return _Chat(prompt=prompt, image=None, image_input=None, deadline=limit)
         where, source = sources[0]
-        return _Chat(prompt=prompt, image=load_image(source, where, self._download), image_input=where)
+        fetch = functools.partial(self._download, deadline=limit)
+        return _Chat(prompt=prompt, image=load_image(source, where, fetch), image_input=where, deadline=limit)
 
-    def _download(self, url: str, where: str) -> bytes:
+    def _download(self, url: str, where: str, deadline: Deadline) -> bytes:
         """Fetches an image URL through the client's session, without the token."""
         try:
-            response = self._transport.request("GET", url, authenticate=False, headers={"Accept": "image/*"})
+            response = self._transport.request(
+                "GET", url, authenticate=False, headers={"Accept": "image/*"}, deadline=deadline
+            )
         except APIStatusError as exc:
             raise InputError(
                 f"{where}: the image URL {describe_url(url)} answered HTTP {exc.status_code}.", input=where
@@ -219,13 +257,14 @@ class QVQClient:
 
     # -- talking to the Space ------------------------------------------------------------
 
-    def _space_config(self) -> SpaceConfig:
+    def _space_config(self, deadline: Deadline) -> SpaceConfig:
         config = self._config
         if config is None:
             with self._config_lock:
                 if self._config is None:
                     url = f"{self.base_url}/config"
-                    self._config = parse_config(self._json(self._transport.request("GET", url), url), url)
+                    response = self._transport.request("GET", url, deadline=deadline)
+                    self._config = parse_config(self._json(response, url), url)
                 config = self._config
         return config
 
@@ -249,7 +288,8 @@ class QVQClient:
                 input=chat.image_input,
             )
         url = f"{self.base_url}{config.api_prefix}/upload"
-        response = self._transport.request("POST", url, files=[("files", (image.filename, image.data, image.mime_type))])
+        files = [("files", (image.filename, image.data, image.mime_type))]
+        response = self._transport.request("POST", url, files=files, deadline=chat.deadline)
         paths = self._json(response, url)
         if not isinstance(paths, list) or len(paths) != 1 or not isinstance(paths[0], str):
             raise StreamError(
@@ -260,14 +300,14 @@ class QVQClient:
 
     def _stream(self, chat: _Chat) -> Generator[Event, None, None]:
         """The chat's events; nothing is sent until the first is asked for."""
-        config = self._space_config()
+        config = self._space_config(chat.deadline)
         data = [self._upload(config, chat) if chat.image is not None else None, chat.prompt]
         if self.protocol == "queue":
-            yield from self._queue_job(config, data)
+            yield from self._queue_job(config, data, chat.deadline)
         else:
-            yield from self._call_job(config, data)
+            yield from self._call_job(config, data, chat.deadline)
 
-    def _queue_job(self, config: SpaceConfig, data: List[Any]) -> Generator[Event, None, None]:
+    def _queue_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
         if config.queue_protocol is not None and config.queue_protocol not in QUEUE_PROTOCOLS:
             raise StreamError(
                 f"This Space runs Gradio {config.version or '(unknown version)'} with the "
@@ -283,17 +323,19 @@ class QVQClient:
             "event_data": None,
             "trigger_id": None,
         }
-        event_id = self._event_id(self._transport.request("POST", url, json=payload), url)
+        event_id = self._event_id(self._transport.request("POST", url, json=payload, deadline=deadline), url)
         decoder = QueueDecoder(event_id)
-        response = self._transport.open_stream(f"{prefix}/queue/data", params={"session_hash": session_hash})
-        yield from self._read(response, decoder, lambda name, data: decoder.feed(data))
+        response = self._transport.open_stream(
+            f"{prefix}/queue/data", deadline=deadline, params={"session_hash": session_hash}
+        )
+        yield from self._read(response, decoder, lambda name, data: decoder.feed(data), deadline)
 
-    def _call_job(self, config: SpaceConfig, data: List[Any]) -> Generator[Event, None, None]:
+    def _call_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
         url = f"{self.base_url}{config.api_prefix}/call/{config.api_name}"
-        event_id = self._event_id(self._transport.request("POST", url, json={"data": data}), url)
+        event_id = self._event_id(self._transport.request("POST", url, json={"data": data}, deadline=deadline), url)
         decoder = CallDecoder()
-        response = self._transport.open_stream(f"{url}/{event_id}")
-        yield from self._read(response, decoder, decoder.feed)
+        response = self._transport.open_stream(f"{url}/{event_id}", deadline=deadline)
+        yield from self._read(response, decoder, decoder.feed, deadline)
 
     def _event_id(self, response: requests.Response, url: str) -> str:
         body = self._json(response, url)
@@ -307,6 +349,7 @@ class QVQClient:
         response: requests.Response,
         decoder: Union[QueueDecoder, CallDecoder],
         feed: Callable[[str, str], List[Event]],
+        deadline: Deadline,
     ) -> Generator[Event, None, None]:
         try:
             content_type = response.headers.get("Content-Type", "")
@@ -315,7 +358,7 @@ class QVQClient:
                     f"The Space answered with {content_type or 'no content type'} instead of an event "
                     f"stream ({excerpt(response.text)!r})."
                 )
-            for name, data in iter_events(self._transport.iter_bytes(response)):
+            for name, data in iter_events(self._transport.iter_bytes(response, deadline)):
                 yield from feed(name, data)
                 if decoder.done:
                     return

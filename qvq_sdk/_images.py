@@ -64,6 +64,8 @@ def describe_url(url: str) -> str:
     """A URL without its credentials or query, for messages."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
     return f"{parts.scheme}://{host}{parts.path}"
@@ -139,7 +141,12 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
         data, name = _from_pil(source)
         shown = "the PIL image"
     elif callable(getattr(source, "read", None)):
-        content = source.read()
+        if isinstance(source, io.TextIOBase):
+            raise InputError(f"{where} is a file opened in text mode; open it with 'rb'.", input=where)
+        try:
+            content = source.read()
+        except OSError as exc:
+            raise InputError(f"{where}: cannot read the file object: {exc}.", input=where) from None
         if not isinstance(content, (bytes, bytearray)):
             raise InputError(
                 f"{where} is a file opened in text mode; open it with 'rb'.", input=where

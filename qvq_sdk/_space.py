@@ -16,7 +16,7 @@ QUEUE_PROTOCOLS = ("sse_v2", "sse_v2.1", "sse_v3")
 
 def space_url(space: str) -> str:
     """``Qwen/QVQ-72B-preview`` → ``https://qwen-qvq-72b-preview.hf.space``, as Hugging Face does."""
-    if not isinstance(space, str) or not _SPACE_ID.match(space) or ".." in space or "--" in space:
+    if not isinstance(space, str) or not _SPACE_ID.fullmatch(space) or ".." in space or "--" in space:
         raise InputError(
             f"space must be a Space id like 'Qwen/QVQ-72B-preview' (owner/name), not {space!r}.",
             input="space",

@@ -158,6 +158,45 @@ def _reason(exc: BaseException) -> str:
     return excerpt(text, 200) if text else type(exc).__name__
 
 
+class Deadline:
+    """A chat's total time limit in seconds, counted from the call; ``None`` is no limit."""
+
+    __slots__ = ("seconds", "_expires")
+
+    def __init__(self, seconds: Optional[float]) -> None:
+        self.seconds = seconds
+        self._expires = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> Optional[float]:
+        return None if self._expires is None else self._expires - time.monotonic()
+
+    def expired(self) -> bool:
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+    def error(self) -> APITimeoutError:
+        return APITimeoutError(
+            f"The chat did not finish within its deadline of {self.seconds:g} s (deadline=); what had "
+            "arrived was not returned as an answer. Retry, or raise deadline=."
+        )
+
+    def check(self) -> None:
+        if self.expired():
+            raise self.error()
+
+    def bound(self, timeout: Tuple[float, float]) -> Tuple[float, float]:
+        """The (connect, read) timeout, cut short so that no wait outlasts the deadline."""
+        remaining = self.remaining()
+        if remaining is None:
+            return timeout
+        if remaining <= 0:
+            raise self.error()
+        return min(timeout[0], remaining), min(timeout[1], remaining)
+
+
+NO_DEADLINE = Deadline(None)
+
+
 class Transport:
     """One ``requests.Session`` and the rules for using it; safe to share between threads."""
 
@@ -206,6 +245,7 @@ class Transport:
         authenticate: bool = True,
         stream: bool = False,
         headers: Optional[Dict[str, str]] = None,
+        deadline: Deadline = NO_DEADLINE,
         **kwargs: Any,
     ) -> requests.Response:
         """Sends a request and returns its 2xx response, retrying what may be retried."""
@@ -213,7 +253,7 @@ class Transport:
         while True:
             delay: Optional[float] = None
             try:
-                response = self._send(method, url, authenticate, stream, headers or {}, kwargs)
+                response = self._send(method, url, authenticate, stream, headers or {}, deadline, kwargs)
             except APIConnectionError as exc:
                 if retry and attempt < self.max_retries and _may_retry(exc):
                     delay = retry_delay(attempt, None)
@@ -230,6 +270,9 @@ class Transport:
                 if delay is None:
                     raise error
                 logger.debug("retrying %s %s in %.2fs after HTTP %s", method, _loggable(url), delay, response.status_code)
+            remaining = deadline.remaining()
+            if remaining is not None and delay >= remaining:
+                raise deadline.error()
             time.sleep(delay)
             attempt += 1
 
@@ -240,10 +283,12 @@ class Transport:
         authenticate: bool,
         stream: bool,
         headers: Dict[str, str],
+        deadline: Deadline,
         kwargs: Dict[str, Any],
     ) -> requests.Response:
         """One attempt, following redirects; the token goes to the Space's origin only."""
         for _ in range(MAX_REDIRECTS + 1):
+            timeout = deadline.bound(self.timeout)
             sent_headers = {"User-Agent": USER_AGENT, **headers}
             if authenticate and origin_of(url) == self._origin:
                 sent_headers.update(self._auth_headers)
@@ -253,7 +298,7 @@ class Transport:
                     method,
                     url,
                     headers=sent_headers,
-                    timeout=self.timeout,
+                    timeout=timeout,
                     proxies=self._proxies,
                     allow_redirects=False,
                     stream=stream,
@@ -261,6 +306,8 @@ class Transport:
                 )
             except requests.RequestException as exc:
                 logger.debug("%s %s failed after %.3fs: %s", method, _loggable(url), time.perf_counter() - started, exc)
+                if deadline.expired():
+                    raise deadline.error() from exc
                 raise self._connection_error(exc, url) from exc
             logger.debug(
                 "%s %s -> %s in %.3fs", method, _loggable(url), response.status_code, time.perf_counter() - started
@@ -297,7 +344,7 @@ class Transport:
 
     # -- streaming ---------------------------------------------------------------------
 
-    def open_stream(self, url: str, **kwargs: Any) -> requests.Response:
+    def open_stream(self, url: str, deadline: Deadline = NO_DEADLINE, **kwargs: Any) -> requests.Response:
         """GETs an event stream (never retried) and registers it so close() can abort it."""
         response = self.request(
             "GET",
@@ -305,6 +352,7 @@ class Transport:
             retry=False,
             stream=True,
             headers={"Accept": "text/event-stream", "Accept-Encoding": "identity", "Cache-Control": "no-cache"},
+            deadline=deadline,
             **kwargs,
         )
         with self._lock:
@@ -317,29 +365,35 @@ class Transport:
             self._streams.discard(response)
         response.close()
 
-    def iter_bytes(self, response: requests.Response) -> Iterator[bytes]:
-        """The body's bytes, each piece handed on as soon as it arrives."""
+    def iter_bytes(self, response: requests.Response, deadline: Deadline = NO_DEADLINE) -> Iterator[bytes]:
+        """The body's bytes, each piece handed on as soon as it arrives.
+
+        With a deadline, every read waits at most until the deadline.
+        """
         raw = response.raw
         host = urlsplit(response.url).netloc
+        sock = _socket_of(response) if deadline.seconds is not None else None
+        if hasattr(raw, "read1"):  # urllib3 2
+            read = lambda: raw.read1(STREAM_READ_SIZE)  # noqa: E731
+        elif raw.chunked and raw.supports_chunked_reads():  # urllib3 1.26
+            chunks = raw.read_chunked(decode_content=True)
+            read = lambda: next(chunks, b"")  # noqa: E731
+        else:  # urllib3 1.26 without chunked encoding: read what has arrived
+            read = lambda: raw._fp.read1(STREAM_READ_SIZE)  # noqa: E731
         try:
-            if hasattr(raw, "read1"):  # urllib3 2
-                while True:
-                    chunk = raw.read1(STREAM_READ_SIZE)
-                    if not chunk:
-                        return
-                    yield chunk
-            elif raw.chunked and raw.supports_chunked_reads():  # urllib3 1.26
-                yield from raw.read_chunked(decode_content=True)
-            else:  # urllib3 1.26, no chunked encoding: read what has arrived
-                fp = raw._fp
-                while True:
-                    chunk = fp.read1(STREAM_READ_SIZE)
-                    if not chunk:
-                        return
-                    yield chunk
+            while True:
+                if sock is not None:
+                    sock.settimeout(deadline.bound(self.timeout)[1])
+                chunk = read()
+                if not chunk:
+                    return
+                yield chunk
+                deadline.check()
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError, AttributeError) as exc:
             if response not in self._streams:
                 raise APIConnectionError("The stream was closed by the client.") from exc
+            if deadline.expired():
+                raise deadline.error() from exc
             if _is_read_timeout(exc):
                 raise APITimeoutError(
                     f"{host} sent nothing for {self.timeout[1]:g} s in the middle of the answer "

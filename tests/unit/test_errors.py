@@ -1,0 +1,165 @@
+"""qvq_sdk.errors: the hierarchy drawn in the module docstring, attributes and reprs."""
+
+import re
+
+import pytest
+
+from qvq_sdk import errors
+from qvq_sdk.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AppError,
+    AuthenticationError,
+    InputError,
+    NotFoundError,
+    QuotaExceededError,
+    QVQError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamError,
+)
+
+# The tree, as errors.py draws it (child: parent).
+TREE = {
+    "InputError": "QVQError",
+    "APIConnectionError": "QVQError",
+    "APITimeoutError": "APIConnectionError",
+    "APIStatusError": "QVQError",
+    "AuthenticationError": "APIStatusError",
+    "NotFoundError": "APIStatusError",
+    "RateLimitError": "APIStatusError",
+    "ServiceUnavailableError": "APIStatusError",
+    "AppError": "QVQError",
+    "QuotaExceededError": "AppError",
+    "StreamError": "QVQError",
+}
+
+
+def drawn_tree():
+    """child → parent, read from the box drawing in errors.py's docstring."""
+    parents = {}
+    stack = []  # (column, name) of the current branch
+    for line in errors.__doc__.splitlines():
+        match = re.search(r"(?:── |^\s*)([A-Z]\w*Error)\b", line)
+        if not match:
+            continue
+        column, name = match.start(1), match.group(1)
+        while stack and stack[-1][0] >= column:
+            stack.pop()
+        if stack:
+            parents[name] = stack[-1][1]
+        stack.append((column, name))
+    return parents
+
+
+def test_docstring_drawing_is_the_tree_tested_here():
+    assert drawn_tree() == TREE
+
+
+@pytest.mark.parametrize("child, parent", sorted(TREE.items()))
+def test_each_class_has_exactly_its_drawn_parent(child, parent):
+    cls = getattr(errors, child)
+    qvq_bases = [base for base in cls.__bases__ if issubclass(base, QVQError)]
+    assert qvq_bases == [getattr(errors, parent)]
+
+
+def test_every_error_is_a_qvq_error_and_an_exception():
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, QVQError)
+        assert issubclass(cls, Exception)
+
+
+def test_all_lists_every_class_of_the_tree():
+    assert sorted(errors.__all__) == sorted(list(TREE) + ["QVQError"])
+
+
+def test_input_error_is_a_value_error():
+    assert issubclass(InputError, ValueError)
+    assert not issubclass(StreamError, ValueError)
+    assert not issubclass(AppError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "cls, not_a",
+    [
+        (APITimeoutError, APIStatusError),
+        (RateLimitError, AppError),
+        (QuotaExceededError, RateLimitError),
+        (StreamError, APIConnectionError),
+        (NotFoundError, StreamError),
+    ],
+)
+def test_siblings_are_apart(cls, not_a):
+    assert not issubclass(cls, not_a)
+
+
+def test_input_error_attributes():
+    error = InputError("images[1] is empty.", input="images[1]")
+    assert error.input == "images[1]"
+    assert str(error) == "images[1] is empty."
+    assert InputError("x").input is None
+
+
+@pytest.mark.parametrize("cls", [APIStatusError, AuthenticationError, NotFoundError, ServiceUnavailableError])
+def test_status_error_attributes(cls):
+    error = cls("Nope (HTTP 503).", status_code=503, body="Queue is full", url="https://x.hf.space/config",
+                request_id="abc")
+    assert (error.status_code, error.body, error.url, error.request_id) == (
+        503, "Queue is full", "https://x.hf.space/config", "abc",
+    )
+    assert str(error) == "Nope (HTTP 503)."
+    minimal = cls("m", status_code=404)
+    assert (minimal.body, minimal.url, minimal.request_id) == (None, None, None)
+
+
+def test_rate_limit_error_attributes():
+    error = RateLimitError("Slow down.", status_code=429, retry_after=7.0, body="busy")
+    assert (error.status_code, error.retry_after, error.body) == (429, 7.0, "busy")
+    assert RateLimitError("m", status_code=429).retry_after is None
+
+
+def test_app_error_attributes():
+    error = AppError("The Space's app failed: boom", message="boom")
+    assert error.message == "boom"
+    assert str(error) == "The Space's app failed: boom"
+    assert AppError("hidden").message is None
+
+
+def test_quota_error_attributes():
+    error = QuotaExceededError("Out of quota.", message="quota text", retry_after=192.0)
+    assert (error.message, error.retry_after) == ("quota text", 192.0)
+    assert QuotaExceededError("x").retry_after is None
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (QVQError("closed"), "QVQError('closed')"),
+        (InputError("bad", input="timeout"), "InputError('bad')"),
+        (StreamError("cut"), "StreamError('cut')"),
+        (AppError("failed", message="m"), "AppError('failed')"),
+        (APITimeoutError("slow"), "APITimeoutError('slow')"),
+        (
+            NotFoundError("Not found.", status_code=404, body="x" * 300, url="u"),
+            "NotFoundError(status_code=404, message='Not found.')",
+        ),
+        (
+            RateLimitError("Later.", status_code=429, retry_after=3.0),
+            "RateLimitError(status_code=429, message='Later.')",
+        ),
+    ],
+)
+def test_repr_is_compact(error, expected):
+    assert repr(error) == expected
+    assert "\n" not in repr(error)
+
+
+def test_errors_can_be_raised_and_caught_as_their_parents():
+    with pytest.raises(APIConnectionError):
+        raise APITimeoutError("timed out")
+    with pytest.raises(ValueError):
+        raise InputError("bad")
+    with pytest.raises(QVQError):
+        raise QuotaExceededError("quota", retry_after=1.0)
