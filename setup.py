@@ -1,3 +1,2 @@
 from setuptools import setup
-
 setup()
