@@ -1,8 +1,8 @@
 """qvq-sdk: a blocking, requests-based client for the Qwen QVQ-72B-preview Space.
 
-    from qvq_sdk import QVQClient
-    for text in QVQClient().chat("What is in this picture?", images=["cat.jpg"]):
-        print(text, end="", flush=True)
+from qvq_sdk import QVQClient
+for text in QVQClient().chat("What is in this picture?", images=["cat.jpg"]):
+    print(text, end="", flush=True)
 """
 
 from ._client import QVQClient

@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Generator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -33,7 +33,7 @@ from ._messages import Messages, parse_messages
 from ._protocol import CallDecoder, QueueDecoder, excerpt
 from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url
 from ._sse import iter_events
-from ._transport import Deadline, Transport
+from ._transport import Deadline, Transport, body_excerpt
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
 PROTOCOLS = ("queue", "call")
@@ -105,9 +105,9 @@ class QVQClient:
     label = LABEL
     default_model = DEFAULT_MODEL
     default_vision_model = DEFAULT_MODEL
-    model_aliases: Dict[str, str] = dict(MODEL_ALIASES)
-    models: List[str] = [DEFAULT_MODEL, *MODEL_ALIASES]
-    vision_models: List[str] = list(models)
+    model_aliases: ClassVar[Dict[str, str]] = dict(MODEL_ALIASES)
+    models: ClassVar[List[str]] = [DEFAULT_MODEL, *MODEL_ALIASES]
+    vision_models: ClassVar[List[str]] = list(models)
 
     def __init__(
         self,
@@ -159,7 +159,7 @@ class QVQClient:
     def __repr__(self) -> str:
         return f"QVQClient(base_url={self.base_url!r}, protocol={self.protocol!r})"
 
-    def __enter__(self) -> "QVQClient":
+    def __enter__(self) -> QVQClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -356,7 +356,7 @@ class QVQClient:
             if not content_type.startswith("text/event-stream"):
                 raise StreamError(
                     f"The Space answered with {content_type or 'no content type'} instead of an event "
-                    f"stream ({excerpt(response.text)!r})."
+                    f"stream ({body_excerpt(response, streamed=True)!r})."
                 )
             for name, data in iter_events(self._transport.iter_bytes(response, deadline)):
                 yield from feed(name, data)

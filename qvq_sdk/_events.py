@@ -38,7 +38,7 @@ class TextBuffer:
     more than its bytes unless every intermediate text is wanted.
     """
 
-    __slots__ = ("_pieces", "_joined", "_joined_count")
+    __slots__ = ("_joined", "_joined_count", "_pieces")
 
     def __init__(self, text: str = "") -> None:
         self._pieces: List[str] = [text] if text else []
@@ -72,7 +72,7 @@ class TextUpdate:
     replaces everything before it. ``text`` is the whole answer so far.
     """
 
-    __slots__ = ("delta", "replaced", "_buffer", "_count")
+    __slots__ = ("_buffer", "_count", "delta", "replaced")
 
     def __init__(self, delta: str, *, replaced: bool = False, buffer: Optional[TextBuffer] = None) -> None:
         self.delta = delta

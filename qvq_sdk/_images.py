@@ -148,9 +148,7 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
         except OSError as exc:
             raise InputError(f"{where}: cannot read the file object: {exc}.", input=where) from None
         if not isinstance(content, (bytes, bytearray)):
-            raise InputError(
-                f"{where} is a file opened in text mode; open it with 'rb'.", input=where
-            )
+            raise InputError(f"{where} is a file opened in text mode; open it with 'rb'.", input=where)
         data = bytes(content)
         file_name = getattr(source, "name", None)
         shown = repr(file_name) if isinstance(file_name, str) else "the file object"
@@ -167,8 +165,7 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
     kind = sniff_format(data)
     if kind is None:
         raise InputError(
-            f"{where} is not a JPEG, PNG, GIF, WEBP or BMP image ({shown} starts with "
-            f"{data[:8]!r}).",
+            f"{where} is not a JPEG, PNG, GIF, WEBP or BMP image ({shown} starts with {data[:8]!r}).",
             input=where,
         )
     extension, mime_type = FORMATS[kind]

@@ -23,7 +23,7 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _parts(content: list, where: str) -> Tuple[str, List[Any]]:
+def _parts(content: List[Any], where: str) -> Tuple[str, List[Any]]:
     texts: List[str] = []
     images: List[Any] = []
     for index, part in enumerate(content):
@@ -40,14 +40,10 @@ def _parts(content: list, where: str) -> Tuple[str, List[Any]]:
             image_url = part.get("image_url")
             url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
             if not isinstance(url, str) or not url:
-                raise InputError(
-                    f'{here} is an image part, so it needs "image_url": {{"url": "..."}}.', input=here
-                )
+                raise InputError(f'{here} is an image part, so it needs "image_url": {{"url": "..."}}.', input=here)
             images.append(url)
         else:
-            raise InputError(
-                f'{here} has type {kind!r}; content parts are "text" or "image_url".', input=here
-            )
+            raise InputError(f'{here} has type {kind!r}; content parts are "text" or "image_url".', input=here)
     return "\n".join(texts), images
 
 
@@ -59,8 +55,7 @@ def parse_messages(messages: Messages) -> Tuple[str, List[Any]]:
         return messages, []
     if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
         raise InputError(
-            "messages must be a str or a list of {'role': ..., 'content': ...} dicts, "
-            f"not a {_type_name(messages)}.",
+            f"messages must be a str or a list of {{'role': ..., 'content': ...}} dicts, not a {_type_name(messages)}.",
             input="messages",
         )
     if not messages:
@@ -73,12 +68,11 @@ def parse_messages(messages: Messages) -> Tuple[str, List[Any]]:
             raise InputError(f"{where} must be a dict, not a {_type_name(message)}.", input=where)
         role = message.get("role")
         if role not in ROLES:
-            raise InputError(
-                f"{where} has role {role!r}; the roles are {', '.join(ROLES)}.", input=where
-            )
+            raise InputError(f"{where} has role {role!r}; the roles are {', '.join(ROLES)}.", input=where)
         if "content" not in message:
             raise InputError(f'{where} has no "content".', input=where)
         content = message["content"]
+        found: List[Any]
         if isinstance(content, str):
             text, found = content, []
         elif isinstance(content, list):

@@ -21,11 +21,10 @@ from ._events import Done, Event, ProcessingStarted, QueuePosition, TextBuffer, 
 from .errors import AppError, QuotaExceededError, StreamError
 
 HIDDEN_BY_SPACE = (
-    "the Space hides its error messages (its app does not set show_error=True). "
-    "Retry, or ask the Space's authors."
+    "the Space hides its error messages (its app does not set show_error=True). Retry, or ask the Space's authors."
 )
 HIDDEN_BY_CALL_PROTOCOL = (
-    "on Gradio 5 the call protocol drops every error message. Use protocol=\"queue\" "
+    'on Gradio 5 the call protocol drops every error message. Use protocol="queue" '
     "(the default) to see what the Space said."
 )
 
@@ -66,8 +65,7 @@ def app_error(message: Any, *, hidden_because: str) -> AppError:
         retry_after = parse_retry_in(text)
         when = f"retry in {retry_after:.0f} s" if retry_after is not None else "retry later"
         return QuotaExceededError(
-            f"The Space is out of GPU quota: {text} ({when}, or use the token of an "
-            "account with more quota).",
+            f"The Space is out of GPU quota: {text} ({when}, or use the token of an account with more quota).",
             message=text,
             retry_after=retry_after,
         )
@@ -231,12 +229,8 @@ class QueueDecoder(_Decoder):
             return self._complete(self._text.apply_output(_first_output(output, kind)))
         if kind == "unexpected_error":
             detail = message.get("message")
-            if message.get("session_not_found") or (
-                isinstance(detail, str) and "session not found" in detail.lower()
-            ):
-                raise StreamError(
-                    "The Space lost this request's session (it may have restarted); retry the request."
-                )
+            if message.get("session_not_found") or (isinstance(detail, str) and "session not found" in detail.lower()):
+                raise StreamError("The Space lost this request's session (it may have restarted); retry the request.")
             raise StreamError(
                 "The Space's server failed while streaming"
                 + (f": {excerpt(detail)}" if isinstance(detail, str) else "")

@@ -41,9 +41,11 @@ def normalize_base_url(base_url: str) -> str:
             input="base_url",
         )
     try:
-        parts.port
+        port = parts.port
     except ValueError:
-        raise InputError(f"base_url has an invalid port: {base_url!r}.", input="base_url") from None
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise InputError(f"base_url has an invalid port: {base_url!r}.", input="base_url")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 

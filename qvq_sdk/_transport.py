@@ -9,6 +9,7 @@ bytes arrive, whatever urllib3 version is installed.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -16,7 +17,7 @@ import re
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Set, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -55,7 +56,7 @@ def origin_of(url: str) -> Tuple[str, str, Optional[int]]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def _body_excerpt(response: requests.Response, streamed: bool) -> str:
+def body_excerpt(response: requests.Response, streamed: bool) -> str:
     """A short, readable piece of an error body, without reading megabytes of it."""
     try:
         if streamed:
@@ -84,7 +85,7 @@ def _body_excerpt(response: requests.Response, streamed: bool) -> str:
 def status_error(response: requests.Response, *, authenticated: bool, streamed: bool = False) -> APIStatusError:
     """The exception for an HTTP error status, with what to do about it."""
     status = response.status_code
-    body = _body_excerpt(response, streamed)
+    body = body_excerpt(response, streamed)
     url = response.url.split("?", 1)[0]
     fields: Dict[str, Any] = {
         "status_code": status,
@@ -161,7 +162,7 @@ def _reason(exc: BaseException) -> str:
 class Deadline:
     """A chat's total time limit in seconds, counted from the call; ``None`` is no limit."""
 
-    __slots__ = ("seconds", "_expires")
+    __slots__ = ("_expires", "seconds")
 
     def __init__(self, seconds: Optional[float]) -> None:
         self.seconds = seconds
@@ -269,7 +270,9 @@ class Transport:
                     delay = retry_delay(attempt, parse_retry_after(response.headers))
                 if delay is None:
                     raise error
-                logger.debug("retrying %s %s in %.2fs after HTTP %s", method, _loggable(url), delay, response.status_code)
+                logger.debug(
+                    "retrying %s %s in %.2fs after HTTP %s", method, _loggable(url), delay, response.status_code
+                )
             remaining = deadline.remaining()
             if remaining is not None and delay >= remaining:
                 raise deadline.error()
@@ -370,16 +373,9 @@ class Transport:
 
         With a deadline, every read waits at most until the deadline.
         """
-        raw = response.raw
         host = urlsplit(response.url).netloc
         sock = _socket_of(response) if deadline.seconds is not None else None
-        if hasattr(raw, "read1"):  # urllib3 2
-            read = lambda: raw.read1(STREAM_READ_SIZE)  # noqa: E731
-        elif raw.chunked and raw.supports_chunked_reads():  # urllib3 1.26
-            chunks = raw.read_chunked(decode_content=True)
-            read = lambda: next(chunks, b"")  # noqa: E731
-        else:  # urllib3 1.26 without chunked encoding: read what has arrived
-            read = lambda: raw._fp.read1(STREAM_READ_SIZE)  # noqa: E731
+        read = _reader(response.raw)
         try:
             while True:
                 if sock is not None:
@@ -411,6 +407,20 @@ class Transport:
             _abort(response)
         if self._owns_session:
             self._session.close()
+
+
+def _reader(raw: Any) -> Callable[[], bytes]:
+    """A function that returns the next bytes of a body as soon as any arrive (b"" at the end).
+
+    urllib3 2 has ``read1``. urllib3 1.26 has not: there, a chunked body (what Gradio
+    sends) is read chunk by chunk, and any other through the http.client response below.
+    """
+    if hasattr(raw, "read1"):
+        return functools.partial(raw.read1, STREAM_READ_SIZE)
+    if raw.chunked and raw.supports_chunked_reads():
+        chunks = raw.read_chunked(decode_content=True)
+        return functools.partial(next, chunks, b"")
+    return functools.partial(raw._fp.read1, STREAM_READ_SIZE)
 
 
 def _socket_of(response: requests.Response) -> Optional[socket.socket]:

@@ -122,9 +122,7 @@ class QuotaExceededError(AppError):
     ``.retry_after`` is how many seconds the Space said to wait, when it said.
     """
 
-    def __init__(
-        self, description: str, *, message: Optional[str] = None, retry_after: Optional[float] = None
-    ) -> None:
+    def __init__(self, description: str, *, message: Optional[str] = None, retry_after: Optional[float] = None) -> None:
         super().__init__(description, message=message)
         self.retry_after = retry_after
 

@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import servers  # noqa: E402
+import servers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,8 +38,9 @@ def _versions():
     versions = [v.strip() for v in wanted.split(",") if v.strip()]
     unknown = [v for v in versions if v not in servers.VENV_SPECS]
     if unknown:
-        raise pytest.UsageError("QVQ_GRADIO_VERSIONS: unknown %s (known: %s)"
-                                % (unknown, ", ".join(servers.VENV_SPECS)))
+        raise pytest.UsageError(
+            "QVQ_GRADIO_VERSIONS: unknown %s (known: %s)" % (unknown, ", ".join(servers.VENV_SPECS))
+        )
     return versions
 
 
@@ -49,8 +50,9 @@ VERSION_IDS = ["gradio" + v for v in VERSIONS]
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "realserver: runs against a local Gradio stand-in of the QVQ Space "
-                   "(builds gradio venvs on first use)")
+        "markers",
+        "realserver: runs against a local Gradio stand-in of the QVQ Space (builds gradio venvs on first use)",
+    )
     # requests must reach 127.0.0.1 directly even if a proxy is configured.
     for key in ("NO_PROXY", "no_proxy"):
         os.environ[key] = ",".join(filter(None, [os.environ.get(key), servers.LOCAL_HOSTS]))
@@ -62,7 +64,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.realserver)
 
 
-class ServerPool(object):
+class ServerPool:
     """Starts each (version, mode, concurrency, max_file_size) server once; stops all at close."""
 
     def __init__(self):
@@ -82,8 +84,9 @@ class ServerPool(object):
                     self._venv_errors[version] = exc
             if self._venv_errors[version] is not None:
                 raise self._venv_errors[version]
-            self._servers[key] = self._stack.enter_context(servers.start_server(
-                version, mode=mode, concurrency=concurrency, max_file_size=max_file_size))
+            self._servers[key] = self._stack.enter_context(
+                servers.start_server(version, mode=mode, concurrency=concurrency, max_file_size=max_file_size)
+            )
         return self._servers[key]
 
     def close(self):

@@ -44,8 +44,7 @@ APP = os.path.join(HERE, "standin_app.py")
 VENV_SPECS = {
     "5.9.1": ["gradio==5.9.1", "pydantic==2.10.6", "huggingface_hub<1.0"],
     "6": ["gradio>=6,<7"],
-    "4": ["gradio==4.44.1", "fastapi<0.113", "starlette<0.39", "huggingface_hub<0.26",
-          "pydantic<2.11"],
+    "4": ["gradio==4.44.1", "fastapi<0.113", "starlette<0.39", "huggingface_hub<0.26", "pydantic<2.11"],
 }
 #: The versions the test fixtures use unless QVQ_GRADIO_VERSIONS says otherwise.
 DEFAULT_VERSIONS = ["5.9.1", "6"]
@@ -68,7 +67,10 @@ def _version_of(python):
     try:
         out = subprocess.run(
             [python, "-c", "import sys, venv; print('%d %d' % sys.version_info[:2])"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30, check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=True,
         ).stdout.split()
         return int(out[0]), int(out[1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -90,14 +92,15 @@ def find_gradio_python():
         if found:
             candidates.append(found)
     pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.1[0-9]*", "bin",
-                                                "python3")))
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.1[0-9]*", "bin", "python3")))
     for python in candidates:
         # A pyenv shim for a version that is not selected fails to run; _version_of skips it.
         if (_version_of(python) or (0, 0)) >= (3, 10):
             return python
-    raise HarnessError("no Python >= 3.10 found for the Gradio venvs; set QVQ_GRADIO_PYTHON "
-                       "(tried %s)" % (candidates or "nothing on PATH or under pyenv"))
+    raise HarnessError(
+        "no Python >= 3.10 found for the Gradio venvs; set QVQ_GRADIO_PYTHON "
+        "(tried %s)" % (candidates or "nothing on PATH or under pyenv")
+    )
 
 
 def venv_python(name):
@@ -133,17 +136,17 @@ def ensure_venv(name):
             log.flush()
             steps = [
                 [base_python, "-m", "venv", "--clear", path],
-                [python, "-m", "pip", "install", "--disable-pip-version-check"] + spec,
+                [python, "-m", "pip", "install", "--disable-pip-version-check", *spec],
                 [python, "-c", "import gradio, PIL; print('gradio', gradio.__version__)"],
             ]
             for cmd in steps:
                 log.write("$ %s\n" % " ".join(cmd))
                 log.flush()
-                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 if rc != 0:
-                    raise HarnessError("building the gradio %s venv failed (exit %d in %r); "
-                                       "see %s" % (name, rc, cmd[2:4], log_path))
+                    raise HarnessError(
+                        "building the gradio %s venv failed (exit %d in %r); see %s" % (name, rc, cmd[2:4], log_path)
+                    )
         with open(marker, "w") as f:
             json.dump({"spec": spec, "base_python": base_python}, f)
         return python
@@ -175,11 +178,10 @@ def _get_config(base_url):
     return None
 
 
-class Server(object):
+class Server:
     """A running stand-in. ``base_url`` has no trailing slash."""
 
-    def __init__(self, venv_name, mode, concurrency, max_file_size, port, record_dir,
-                 log_path, process):
+    def __init__(self, venv_name, mode, concurrency, max_file_size, port, record_dir, log_path, process):
         self.venv_name = venv_name
         self.mode = mode
         self.concurrency = concurrency
@@ -209,14 +211,16 @@ class Server(object):
 
 def _server_env(gradio_tmp):
     env = dict(os.environ)
-    env.update({
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "GRADIO_SSR_MODE": "false",
-        "GRADIO_TEMP_DIR": gradio_tmp,
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "GRADIO_SSR_MODE": "false",
+            "GRADIO_TEMP_DIR": gradio_tmp,
+            "HF_HUB_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     # Gradio checks its own URL with httpx at launch: never send that through a proxy.
     for key in ("NO_PROXY", "no_proxy"):
         env[key] = ",".join(filter(None, [env.get(key), LOCAL_HOSTS]))
@@ -244,8 +248,15 @@ def _stop(process, timeout=STOP_TIMEOUT):
 
 
 @contextlib.contextmanager
-def start_server(venv_name, mode="stream", concurrency=4, max_file_size=None, record_dir=None,
-                 port=None, startup_timeout=STARTUP_TIMEOUT):
+def start_server(
+    venv_name,
+    mode="stream",
+    concurrency=4,
+    max_file_size=None,
+    record_dir=None,
+    port=None,
+    startup_timeout=STARTUP_TIMEOUT,
+):
     """Run the stand-in under the named gradio venv; yield a ready ``Server``; stop it on exit.
 
     Waits until ``GET /config`` answers 200 (at most ``startup_timeout`` s) and raises
@@ -261,19 +272,36 @@ def start_server(venv_name, mode="stream", concurrency=4, max_file_size=None, re
     attempts = 1 if port else 3  # a picked free port can be taken before gradio binds it
     for attempt in range(attempts):
         use_port = port or free_port()
-        cmd = [python, APP, "--port", str(use_port), "--host", "127.0.0.1", "--mode", mode,
-               "--concurrency", str(concurrency), "--record-dir", record_dir]
+        cmd = [
+            python,
+            APP,
+            "--port",
+            str(use_port),
+            "--host",
+            "127.0.0.1",
+            "--mode",
+            mode,
+            "--concurrency",
+            str(concurrency),
+            "--record-dir",
+            record_dir,
+        ]
         if max_file_size is not None:
             cmd += ["--max-file-size", str(max_file_size)]
         log = open(log_path, "a")
         log.write("$ %s\n" % " ".join(cmd))
         log.flush()
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=_server_env(gradio_tmp),
-                                   cwd=work, start_new_session=True)
+        process = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_server_env(gradio_tmp),
+            cwd=work,
+            start_new_session=True,
+        )
         log.close()
-        server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir,
-                        log_path, process)
+        server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir, log_path, process)
         try:
             deadline = time.monotonic() + startup_timeout
             while True:
@@ -284,13 +312,15 @@ def start_server(venv_name, mode="stream", concurrency=4, max_file_size=None, re
                     tail = _tail(log_path)
                     if attempt + 1 < attempts and ("port" in tail.lower()):
                         break
-                    raise HarnessError("the gradio %s stand-in exited with %s before serving; "
-                                       "log %s:\n%s" % (venv_name, process.returncode,
-                                                        log_path, tail))
+                    raise HarnessError(
+                        "the gradio %s stand-in exited with %s before serving; "
+                        "log %s:\n%s" % (venv_name, process.returncode, log_path, tail)
+                    )
                 if time.monotonic() > deadline:
-                    raise HarnessError("the gradio %s stand-in did not answer /config within "
-                                       "%.0f s; log %s:\n%s" % (venv_name, startup_timeout,
-                                                                log_path, _tail(log_path)))
+                    raise HarnessError(
+                        "the gradio %s stand-in did not answer /config within "
+                        "%.0f s; log %s:\n%s" % (venv_name, startup_timeout, log_path, _tail(log_path))
+                    )
                 time.sleep(0.2)
             if config is None:
                 continue  # port clash: try another port
@@ -300,13 +330,15 @@ def start_server(venv_name, mode="stream", concurrency=4, max_file_size=None, re
             return
         finally:
             _stop(process)
-    raise HarnessError("could not start the gradio %s stand-in on a free port; log %s:\n%s"
-                       % (venv_name, log_path, _tail(log_path)))
+    raise HarnessError(
+        "could not start the gradio %s stand-in on a free port; log %s:\n%s" % (venv_name, log_path, _tail(log_path))
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Serve the QVQ Space stand-in locally (installs its gradio venv if needed).")
+        description="Serve the QVQ Space stand-in locally (installs its gradio venv if needed)."
+    )
     parser.add_argument("--gradio", choices=sorted(VENV_SPECS), default="6")
     parser.add_argument("--mode", choices=["stream", "return"], default="stream")
     parser.add_argument("--port", type=int, default=7860)
@@ -314,10 +346,14 @@ def main(argv=None):
     parser.add_argument("--max-file-size", default=None)
     args = parser.parse_args(argv)
     print("preparing the gradio %s venv under %s ..." % (args.gradio, venvs_dir()), flush=True)
-    with start_server(args.gradio, mode=args.mode, concurrency=args.concurrency,
-                      max_file_size=args.max_file_size, port=args.port) as server:
-        print("gradio %s stand-in (%s mode) serving at %s  (log: %s; Ctrl-C to stop)"
-              % (server.version, server.mode, server.base_url, server.log_path), flush=True)
+    with start_server(
+        args.gradio, mode=args.mode, concurrency=args.concurrency, max_file_size=args.max_file_size, port=args.port
+    ) as server:
+        print(
+            "gradio %s stand-in (%s mode) serving at %s  (log: %s; Ctrl-C to stop)"
+            % (server.version, server.mode, server.base_url, server.log_path),
+            flush=True,
+        )
         try:
             while server.process.poll() is None:
                 time.sleep(0.5)

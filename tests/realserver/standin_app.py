@@ -44,13 +44,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-QUOTA = ("You have exceeded your GPU quota (60s left vs. 120s requested). "
-         "Please retry in 0:03:12")
-QUOTA_HTML = ('You have exceeded your GPU quota (60s requested vs. 56s left). '
-              '<a href="https://huggingface.co/join">Create a free account</a> '
-              'to get more usage quota.')
+QUOTA = "You have exceeded your GPU quota (60s left vs. 120s requested). Please retry in 0:03:12"
+QUOTA_HTML = (
+    "You have exceeded your GPU quota (60s requested vs. 56s left). "
+    '<a href="https://huggingface.co/join">Create a free account</a> '
+    "to get more usage quota."
+)
 TICK_SECONDS = 0.05
 
 RECORD_DIR = os.path.join(tempfile.gettempdir(), "qvq-standin-records")
@@ -60,6 +61,7 @@ def _image_desc(image):
     if not image:
         return "none"
     from PIL import Image
+
     with Image.open(image) as im:
         return "%dx%d" % im.size
 
@@ -77,7 +79,7 @@ def _prefixes(words, updates):
         pos += 1
     for k in range(1, updates + 1):
         count = -(-k * n // updates)
-        yield text[:ends[count - 1]] if count else ""
+        yield text[: ends[count - 1]] if count else ""
 
 
 def _slow_ticks(record_id, count):
@@ -195,8 +197,9 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mode", choices=["stream", "return"], default="stream")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--max-file-size", default=None,
-                        help='passed to launch(max_file_size=...), e.g. "1mb" or 1000000')
+    parser.add_argument(
+        "--max-file-size", default=None, help='passed to launch(max_file_size=...), e.g. "1mb" or 1000000'
+    )
     parser.add_argument("--record-dir", default=None)
     args = parser.parse_args(argv)
     if args.record_dir:
@@ -207,11 +210,13 @@ def main(argv=None):
     kwargs = {}
     if max_file_size is not None:
         kwargs["max_file_size"] = max_file_size
-    print("gradio %s, mode=%s, concurrency=%d, records in %s"
-          % (gr.__version__, args.mode, args.concurrency, RECORD_DIR), flush=True)
+    print(
+        "gradio %s, mode=%s, concurrency=%d, records in %s" % (gr.__version__, args.mode, args.concurrency, RECORD_DIR),
+        flush=True,
+    )
     build(args.mode, args.concurrency).launch(
-        server_name=args.host, server_port=args.port, share=False, inbrowser=False,
-        show_error=False, **kwargs)
+        server_name=args.host, server_port=args.port, share=False, inbrowser=False, show_error=False, **kwargs
+    )
 
 
 if __name__ == "__main__":

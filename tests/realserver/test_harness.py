@@ -30,13 +30,18 @@ def _fn_index(server):
 
 def _png(width, height):
     """A tiny valid RGB PNG, without Pillow."""
+
     def chunk(kind, data):
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
     rows = b"".join(b"\x00" + b"\x80\x40\x20" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _apply(value, diff):
@@ -55,13 +60,22 @@ def _apply(value, diff):
 def queue_messages(server, data):
     """Join the queue with `data`; return the parsed messages of its /queue/data stream."""
     session = uuid.uuid4().hex
-    join = requests.post(_prefix(server) + "/queue/join", timeout=TIMEOUT, json={
-        "data": data, "fn_index": _fn_index(server), "session_hash": session,
-        "event_data": None, "trigger_id": None})
+    join = requests.post(
+        _prefix(server) + "/queue/join",
+        timeout=TIMEOUT,
+        json={
+            "data": data,
+            "fn_index": _fn_index(server),
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        },
+    )
     assert join.status_code == 200, join.text
     messages = []
-    with requests.get(_prefix(server) + "/queue/data", params={"session_hash": session},
-                      stream=True, timeout=TIMEOUT) as resp:
+    with requests.get(
+        _prefix(server) + "/queue/data", params={"session_hash": session}, stream=True, timeout=TIMEOUT
+    ) as resp:
         assert resp.status_code == 200
         for line in resp.iter_lines():
             if line.startswith(b"data:"):
@@ -104,22 +118,23 @@ def test_queue_protocol_words(gradio_server):
 
 
 def test_queue_protocol_image_and_unicode(gradio_server):
-    upload = requests.post(_prefix(gradio_server) + "/upload", timeout=TIMEOUT,
-                           files=[("files", ("test.png", _png(3, 2), "image/png"))])
+    upload = requests.post(
+        _prefix(gradio_server) + "/upload", timeout=TIMEOUT, files=[("files", ("test.png", _png(3, 2), "image/png"))]
+    )
     assert upload.status_code == 200, upload.text
     path = upload.json()[0]
     image = {"path": path, "orig_name": "test.png", "meta": {"_type": "gradio.FileData"}}
-    _, final = queue_texts(queue_messages(gradio_server, [image, u"h\u00e9llo \U0001F600"]))
-    assert final == u"You said: h\u00e9llo \U0001F600 | image: 3x2"
+    _, final = queue_texts(queue_messages(gradio_server, [image, "h\u00e9llo \U0001f600"]))
+    assert final == "You said: h\u00e9llo \U0001f600 | image: 3x2"
 
 
 def test_call_protocol(gradio_server):
-    post = requests.post(_prefix(gradio_server) + "/call/generate", timeout=TIMEOUT,
-                         json={"data": [None, "words 3"]})
+    post = requests.post(_prefix(gradio_server) + "/call/generate", timeout=TIMEOUT, json={"data": [None, "words 3"]})
     assert post.status_code == 200, post.text
     events = []
-    with requests.get(_prefix(gradio_server) + "/call/generate/" + post.json()["event_id"],
-                      stream=True, timeout=TIMEOUT) as resp:
+    with requests.get(
+        _prefix(gradio_server) + "/call/generate/" + post.json()["event_id"], stream=True, timeout=TIMEOUT
+    ) as resp:
         event = None
         for line in resp.iter_lines():
             if line.startswith(b"event:"):
@@ -128,25 +143,41 @@ def test_call_protocol(gradio_server):
                 events.append((event, json.loads(line[5:])))
                 if event in ("complete", "error"):
                     break
-    assert events == [("generating", ["w0"]), ("generating", ["w0 w1"]),
-                      ("generating", ["w0 w1 w2"]), ("complete", ["w0 w1 w2"])]
+    assert events == [
+        ("generating", ["w0"]),
+        ("generating", ["w0 w1"]),
+        ("generating", ["w0 w1 w2"]),
+        ("complete", ["w0 w1 w2"]),
+    ]
 
 
 def test_return_mode_sends_only_completion(gradio_return_server):
     messages = queue_messages(gradio_return_server, [None, "words 5"])
     assert [m["msg"] for m in messages if m["msg"] not in ("estimation", "heartbeat")] == [
-        "process_starts", "process_completed", "close_stream"]
+        "process_starts",
+        "process_completed",
+        "close_stream",
+    ]
     assert messages[-2]["output"]["data"] == ["w0 w1 w2 w3 w4"]
 
 
 def test_slow_stops_when_the_stream_is_closed(gradio_server):
     record_id = "harness-" + uuid.uuid4().hex
     session = uuid.uuid4().hex
-    requests.post(_prefix(gradio_server) + "/queue/join", timeout=TIMEOUT, json={
-        "data": [None, "slow %s" % record_id], "fn_index": _fn_index(gradio_server),
-        "session_hash": session, "event_data": None, "trigger_id": None}).raise_for_status()
-    resp = requests.get(_prefix(gradio_server) + "/queue/data", stream=True, timeout=TIMEOUT,
-                        params={"session_hash": session})
+    requests.post(
+        _prefix(gradio_server) + "/queue/join",
+        timeout=TIMEOUT,
+        json={
+            "data": [None, "slow %s" % record_id],
+            "fn_index": _fn_index(gradio_server),
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        },
+    ).raise_for_status()
+    resp = requests.get(
+        _prefix(gradio_server) + "/queue/data", stream=True, timeout=TIMEOUT, params={"session_hash": session}
+    )
     generating = 0
     for line in resp.iter_lines():
         if b'"process_generating"' in line:

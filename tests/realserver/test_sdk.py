@@ -196,7 +196,17 @@ def _sources(tmp_path, image_host):
 
 @pytest.mark.parametrize(
     "kind",
-    ["str path", "pathlib path", "bytes", "bytearray", "memoryview", "file object", "data URI", "PIL image", "http URL"],
+    [
+        "str path",
+        "pathlib path",
+        "bytes",
+        "bytearray",
+        "memoryview",
+        "file object",
+        "data URI",
+        "PIL image",
+        "http URL",
+    ],
 )
 def test_each_image_kind_reaches_the_app(client, tmp_path, image_host, kind):
     source = _sources(tmp_path, image_host)[kind]
@@ -210,7 +220,12 @@ def test_each_image_kind_reaches_the_app(client, tmp_path, image_host, kind):
 
 def test_image_part_in_messages_counts_as_the_image(client):
     uri = "data:image/png;base64," + base64.b64encode(image_bytes("PNG")).decode()
-    messages = [{"role": "user", "content": [{"type": "text", "text": "what"}, {"type": "image_url", "image_url": {"url": uri}}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "what"}, {"type": "image_url", "image_url": {"url": uri}}],
+        }
+    ]
     assert client.complete(messages) == "You said: what | image: 7x5"
 
 
@@ -336,7 +351,7 @@ def test_client_close_from_another_thread_aborts_the_stream(gradio_server, reque
         try:
             for _ in client.chat(f"slow {record_id} 2000"):
                 first_text.set()
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
+        except Exception as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=chat)

@@ -7,12 +7,7 @@ import zlib
 
 
 def _png_chunk(kind, payload):
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    )
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
 
 
 def make_png(width=1, height=1):
@@ -34,9 +29,7 @@ JPEG = binascii.unhexlify(
     "0b0a0c090a0a0affc0000b080001000101011100ffc4001400010000000000000000000000000000000a"
     "ffc40014100100000000000000000000000000000000ffda0008010100003f003fefffd9"
 )
-GIF = binascii.unhexlify(
-    "47494638376101000100810000ff00000000000000000000002c000000000100010000080400010404003b"
-)
+GIF = binascii.unhexlify("47494638376101000100810000ff00000000000000000000002c000000000100010000080400010404003b")
 WEBP = binascii.unhexlify("524946461c000000574542505650384c0f0000002f000000000710fd8ffe0722a2ff0100")
 BMP = binascii.unhexlify(
     "424d3a0000000000000036000000280000000100000001000000010018000000000004000000c40e0000"

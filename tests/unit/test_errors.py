@@ -72,7 +72,7 @@ def test_every_error_is_a_qvq_error_and_an_exception():
 
 
 def test_all_lists_every_class_of_the_tree():
-    assert sorted(errors.__all__) == sorted(list(TREE) + ["QVQError"])
+    assert sorted(errors.__all__) == sorted([*list(TREE), "QVQError"])
 
 
 def test_input_error_is_a_value_error():
@@ -104,10 +104,14 @@ def test_input_error_attributes():
 
 @pytest.mark.parametrize("cls", [APIStatusError, AuthenticationError, NotFoundError, ServiceUnavailableError])
 def test_status_error_attributes(cls):
-    error = cls("Nope (HTTP 503).", status_code=503, body="Queue is full", url="https://x.hf.space/config",
-                request_id="abc")
+    error = cls(
+        "Nope (HTTP 503).", status_code=503, body="Queue is full", url="https://x.hf.space/config", request_id="abc"
+    )
     assert (error.status_code, error.body, error.url, error.request_id) == (
-        503, "Queue is full", "https://x.hf.space/config", "abc",
+        503,
+        "Queue is full",
+        "https://x.hf.space/config",
+        "abc",
     )
     assert str(error) == "Nope (HTTP 503)."
     minimal = cls("m", status_code=404)

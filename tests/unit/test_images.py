@@ -6,8 +6,8 @@ import pathlib
 from urllib.parse import quote_from_bytes
 
 import pytest
-
 from image_samples import BMP, GIF, JPEG, PNG, SAMPLES, WEBP
+
 from qvq_sdk._images import Image, describe_url, load_image, sniff_format
 from qvq_sdk.errors import InputError
 
@@ -159,7 +159,9 @@ def test_data_uri_type_is_sniffed_not_trusted():
 
 
 def test_data_uri_percent_encoded():
-    assert load("data:image/gif," + quote_from_bytes(GIF)) == Image(data=GIF, filename="image.gif", mime_type="image/gif")
+    assert load("data:image/gif," + quote_from_bytes(GIF)) == Image(
+        data=GIF, filename="image.gif", mime_type="image/gif"
+    )
 
 
 @pytest.mark.parametrize(
@@ -287,7 +289,7 @@ def test_pil_image_that_cannot_be_saved_in_its_format_is_converted_to_png():
 
 
 def test_objects_from_elsewhere_named_like_pil_are_not_pil():
-    class NotPIL(object):
+    class NotPIL:
         format = "PNG"
 
         def save(self, file, format=None):

@@ -111,9 +111,7 @@ def test_two_image_parts_are_both_returned():
         pytest.param([{"role": "user", "content": ""}], "messages[0].content", id="empty-content"),
         pytest.param([{"role": "user", "content": "   "}], "messages[0].content", id="blank-content"),
         pytest.param([{"role": "user", "content": []}], "messages[0].content", id="no-parts"),
-        pytest.param(
-            [{"role": "user", "content": [text_part(" ")]}], "messages[0].content", id="only-blank-text-part"
-        ),
+        pytest.param([{"role": "user", "content": [text_part(" ")]}], "messages[0].content", id="only-blank-text-part"),
         pytest.param([{"role": "user", "content": ["Hi"]}], "messages[0].content[0]", id="str-part"),
         pytest.param([{"role": "user", "content": [None]}], "messages[0].content[0]", id="none-part"),
         pytest.param(

@@ -388,9 +388,7 @@ def test_queue_other_unexpected_error():
         pytest.param([generating("Hello"), CLOSE], 5, "closed", id="close-stream"),
         pytest.param([generating("Hello"), append(", world")], 12, "ended", id="end-of-stream"),
         pytest.param([], 0, "ended", id="nothing-at-all"),
-        pytest.param(
-            [generating("Hi"), message("server_stopped", event_id=None)], 2, "stopped", id="server-stopped"
-        ),
+        pytest.param([generating("Hi"), message("server_stopped", event_id=None)], 2, "stopped", id="server-stopped"),
     ],
 )
 def test_queue_stream_ending_before_completion(datas, received, why):
@@ -407,10 +405,10 @@ def test_queue_stream_ending_before_completion(datas, received, why):
     "data",
     [
         pytest.param("not json", id="invalid-json"),
-        pytest.param("{\"msg\": ", id="truncated-json"),
+        pytest.param('{"msg": ', id="truncated-json"),
         pytest.param("null", id="null"),
         pytest.param("[1, 2]", id="list"),
-        pytest.param("\"estimation\"", id="string"),
+        pytest.param('"estimation"', id="string"),
         pytest.param(json.dumps({"event_id": EVENT_ID}), id="missing-msg"),
         pytest.param(json.dumps({"msg": 3, "event_id": EVENT_ID}), id="msg-not-str"),
         pytest.param(message("process_generating", output={"is_generating": True}), id="no-output-data"),
@@ -513,7 +511,9 @@ def test_call_generating_whole_text_becomes_deltas():
 
 def test_call_not_append_only_is_replaced():
     decoder = CallDecoder()
-    events = call_feed_all(decoder, [("generating", ["Thinking..."]), ("generating", ["Answer: 42"]), ("complete", ["Answer: 42"])])
+    events = call_feed_all(
+        decoder, [("generating", ["Thinking..."]), ("generating", ["Answer: 42"]), ("complete", ["Answer: 42"])]
+    )
     assert [(u.delta, u.replaced, u.text) for u in texts(events)] == [
         ("Thinking...", False, "Thinking..."),
         ("Answer: 42", True, "Answer: 42"),
@@ -522,7 +522,10 @@ def test_call_not_append_only_is_replaced():
 
 
 def test_call_complete_only():
-    assert call_feed_all(CallDecoder(), [("complete", ["All at once"])]) == [TextUpdate("All at once"), Done("All at once")]
+    assert call_feed_all(CallDecoder(), [("complete", ["All at once"])]) == [
+        TextUpdate("All at once"),
+        Done("All at once"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import types
 
 import pytest
 import requests
+from image_samples import GIF, PNG
 
 import qvq_sdk
-from image_samples import GIF, PNG
 from qvq_sdk import InputError, QVQClient
 
 SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "setup.cfg")
@@ -175,7 +175,7 @@ def test_repr_never_contains_the_token(monkeypatch, clean_environment, source):
     assert repr(client) == "QVQClient(base_url='https://qwen-qvq-72b-preview.hf.space', protocol='queue')"
 
 
-class NotASession(object):
+class NotASession:
     def request(self, *args, **kwargs):
         raise AssertionError("used")
 

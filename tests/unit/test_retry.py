@@ -49,8 +49,18 @@ def test_parse_retry_after_http_date_in_the_future():
 
 @pytest.mark.parametrize(
     "status, retried",
-    [(429, True), (502, True), (503, True), (504, True), (500, False), (501, False), (404, False), (410, False),
-     (401, False), (200, False)],
+    [
+        (429, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (500, False),
+        (501, False),
+        (404, False),
+        (410, False),
+        (401, False),
+        (200, False),
+    ],
 )
 def test_should_retry_status(status, retried):
     assert should_retry_status(status) is retried

@@ -67,7 +67,7 @@ EXTRAS_TEXT = (
     "data:no space\n"
     "\n"
     "event: complete\n"
-    "data: [\"é\"]"
+    'data: ["é"]'
 )
 EXTRAS_EVENTS = [
     ("generating", "line one\nline two"),
@@ -152,7 +152,7 @@ def test_no_stream_no_events():
 
 def test_an_event_is_yielded_before_the_next_chunk_is_read():
     def chunks():
-        yield b"event: generating\ndata: [\"You\"]\n\n"
+        yield b'event: generating\ndata: ["You"]\n\n'
         raise AssertionError("read ahead of the first event")
 
     assert next(iter_events(chunks())) == ("generating", '["You"]')
@@ -190,7 +190,7 @@ MEGABYTE = 1024 * 1024
 def long_stream():
     text = "x" * (MEGABYTE - 7) + "é🙂"
     payload = json.dumps([text], ensure_ascii=False)
-    raw = ("event: generating\ndata: %s\n\nevent: complete\ndata: [\"done\"]\n\n" % payload).encode("utf-8")
+    raw = ('event: generating\ndata: %s\n\nevent: complete\ndata: ["done"]\n\n' % payload).encode("utf-8")
     return raw, payload
 
 
@@ -261,7 +261,7 @@ def serialize(events, end):
 
 
 def chunked(raw, cuts):
-    points = [0] + sorted(set(cut % (len(raw) + 1) for cut in cuts)) + [len(raw)]
+    points = [0, *sorted({cut % (len(raw) + 1) for cut in cuts}), len(raw)]
     return [raw[a:b] for a, b in zip(points, points[1:])]
 
 
