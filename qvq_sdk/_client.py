@@ -23,6 +23,7 @@ from ._constants import (
     DEFAULT_MODEL,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SPACE,
+    HUB_API,
     LABEL,
     MAX_IMAGES,
     MODEL_ALIASES,
@@ -31,7 +32,7 @@ from ._events import Done, Event, TextUpdate
 from ._images import Image, describe_url, load_image
 from ._messages import Messages, parse_messages
 from ._protocol import CallDecoder, QueueDecoder, excerpt
-from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url
+from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url, stage_advice
 from ._sse import iter_events
 from ._transport import Deadline, Transport, body_excerpt
 from .errors import APIStatusError, InputError, QVQError, StreamError
@@ -247,7 +248,7 @@ class QVQClient:
         """Fetches an image URL through the client's session, without the token."""
         try:
             response = self._transport.request(
-                "GET", url, authenticate=False, headers={"Accept": "image/*"}, deadline=deadline
+                "GET", url, credentials="none", headers={"Accept": "image/*"}, deadline=deadline
             )
         except APIStatusError as exc:
             raise InputError(
@@ -300,12 +301,33 @@ class QVQClient:
 
     def _stream(self, chat: _Chat) -> Generator[Event, None, None]:
         """The chat's events; nothing is sent until the first is asked for."""
-        config = self._space_config(chat.deadline)
-        data = [self._upload(config, chat) if chat.image is not None else None, chat.prompt]
-        if self.protocol == "queue":
-            yield from self._queue_job(config, data, chat.deadline)
-        else:
-            yield from self._call_job(config, data, chat.deadline)
+        try:
+            config = self._space_config(chat.deadline)
+            data = [self._upload(config, chat) if chat.image is not None else None, chat.prompt]
+            if self.protocol == "queue":
+                yield from self._queue_job(config, data, chat.deadline)
+            else:
+                yield from self._call_job(config, data, chat.deadline)
+        except APIStatusError as error:
+            if self.space is not None and error.status_code in (404, 503):
+                self._explain_outage(error, chat.deadline)
+            raise
+
+    def _explain_outage(self, error: APIStatusError, deadline: Deadline) -> None:
+        """Adds what Hugging Face says of the Space's state to a 404 or 503 error."""
+        url = f"{HUB_API}/spaces/{self.space}/runtime"
+        try:
+            response = self._transport.request("GET", url, retry=False, credentials="hub", deadline=deadline)
+            stage = response.json().get("stage")
+        except APIStatusError as lookup_error:
+            if lookup_error.status_code in (401, 404):
+                error.args = (f"{error} Hugging Face knows no Space {self.space!r} (or it is private: pass a token).",)
+            return
+        except (QVQError, ValueError, AttributeError):
+            return  # the lookup is a courtesy: the original error stands
+        if isinstance(stage, str) and stage:
+            error.space_stage = stage  # type: ignore[attr-defined]
+            error.args = (f"{error} {stage_advice(stage)}",)
 
     def _queue_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
         if config.queue_protocol is not None and config.queue_protocol not in QUEUE_PROTOCOLS:

@@ -1,6 +1,8 @@
 """Defaults and fixed numbers of the client, in one place."""
 
 DEFAULT_SPACE = "Qwen/QVQ-72B-preview"
+# Hugging Face's API, asked for a Space's state when the Space answers 404 or 503.
+HUB_API = "https://huggingface.co/api"
 ENDPOINT_NAME = "generate"
 
 LABEL = "Qwen QVQ-72B"

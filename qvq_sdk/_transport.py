@@ -48,6 +48,7 @@ logger = logging.getLogger("qvq_sdk")
 USER_AGENT = f"qvq-sdk/{__version__} python-requests/{requests.__version__}"
 _BODY_KEYS = ("detail", "error", "message")
 _REDIRECTS = (301, 302, 303, 307, 308)
+HUB_ORIGIN = ("https", "huggingface.co", 443)
 
 
 def origin_of(url: str) -> Tuple[str, str, Optional[int]]:
@@ -227,6 +228,14 @@ class Transport:
     def authenticated(self) -> bool:
         return bool(self._auth_headers)
 
+    def _credentials_for(self, url: str, credentials: str) -> Dict[str, str]:
+        origin = origin_of(url)
+        if credentials == "space" and origin == self._origin:
+            return self._auth_headers
+        if credentials == "hub" and origin == HUB_ORIGIN and self._auth_headers:
+            return {"Authorization": self._auth_headers["Authorization"]}
+        return {}
+
     @staticmethod
     def _new_session() -> requests.Session:
         session = requests.Session()
@@ -243,18 +252,22 @@ class Transport:
         url: str,
         *,
         retry: bool = True,
-        authenticate: bool = True,
+        credentials: str = "space",
         stream: bool = False,
         headers: Optional[Dict[str, str]] = None,
         deadline: Deadline = NO_DEADLINE,
         **kwargs: Any,
     ) -> requests.Response:
-        """Sends a request and returns its 2xx response, retrying what may be retried."""
+        """Sends a request and returns its 2xx response, retrying what may be retried.
+
+        ``credentials`` says which token headers may go with it: ``"space"`` (both, to the
+        Space's origin only), ``"hub"`` (``Authorization`` to huggingface.co only) or ``"none"``.
+        """
         attempt = 0
         while True:
             delay: Optional[float] = None
             try:
-                response = self._send(method, url, authenticate, stream, headers or {}, deadline, kwargs)
+                response = self._send(method, url, credentials, stream, headers or {}, deadline, kwargs)
             except APIConnectionError as exc:
                 if retry and attempt < self.max_retries and _may_retry(exc):
                     delay = retry_delay(attempt, None)
@@ -283,7 +296,7 @@ class Transport:
         self,
         method: str,
         url: str,
-        authenticate: bool,
+        credentials: str,
         stream: bool,
         headers: Dict[str, str],
         deadline: Deadline,
@@ -293,8 +306,7 @@ class Transport:
         for _ in range(MAX_REDIRECTS + 1):
             timeout = deadline.bound(self.timeout)
             sent_headers = {"User-Agent": USER_AGENT, **headers}
-            if authenticate and origin_of(url) == self._origin:
-                sent_headers.update(self._auth_headers)
+            sent_headers.update(self._credentials_for(url, credentials))
             started = time.perf_counter()
             try:
                 response = self._session.request(
