@@ -8,11 +8,13 @@ events (:mod:`qvq_sdk._sse`) → typed events (:mod:`qvq_sdk._protocol`) → tex
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Generator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -38,6 +40,7 @@ from ._transport import Deadline, Transport, body_excerpt
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
 PROTOCOLS = ("queue", "call")
+logger = logging.getLogger("qvq_sdk")
 
 Timeout = Union[float, Tuple[float, float]]
 ImageSource = Any  # str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | PIL.Image.Image
@@ -326,7 +329,7 @@ class QVQClient:
         except (QVQError, ValueError, AttributeError):
             return  # the lookup is a courtesy: the original error stands
         if isinstance(stage, str) and stage:
-            error.space_stage = stage  # type: ignore[attr-defined]
+            error.space_stage = stage
             error.args = (f"{error} {stage_advice(stage)}",)
 
     def _queue_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
@@ -373,6 +376,15 @@ class QVQClient:
         feed: Callable[[str, str], List[Event]],
         deadline: Deadline,
     ) -> Generator[Event, None, None]:
+        started = time.perf_counter()
+        received = [0, 0]  # bytes, events
+        outcome = "ended early"
+
+        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            for chunk in chunks:
+                received[0] += len(chunk)
+                yield chunk
+
         try:
             content_type = response.headers.get("Content-Type", "")
             if not content_type.startswith("text/event-stream"):
@@ -380,13 +392,29 @@ class QVQClient:
                     f"The Space answered with {content_type or 'no content type'} instead of an event "
                     f"stream ({body_excerpt(response, streamed=True)!r})."
                 )
-            for name, data in iter_events(self._transport.iter_bytes(response, deadline)):
+            for name, data in iter_events(counted(self._transport.iter_bytes(response, deadline))):
+                received[1] += 1
                 yield from feed(name, data)
                 if decoder.done:
+                    outcome = "complete"
                     return
             decoder.end_of_stream()
+        except GeneratorExit:
+            outcome = "complete" if decoder.done else "cancelled"
+            raise
+        except QVQError as error:
+            outcome = f"failed ({type(error).__name__})"
+            raise
         finally:
             self._transport.release(response)
+            logger.debug(
+                "stream %s %s: %d events, %d bytes in %.3fs",
+                response.url.split("?", 1)[0],
+                outcome,
+                received[1],
+                received[0],
+                time.perf_counter() - started,
+            )
 
     @staticmethod
     def _texts(events: Generator[Event, None, None]) -> Generator[str, None, None]:

@@ -80,6 +80,8 @@ class APIStatusError(QVQError):
         self.body = body
         self.url = url
         self.request_id = request_id
+        # For a Space id's 404/503: its runtime stage from Hugging Face ("SLEEPING", ...).
+        self.space_stage: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code}, message={str(self)!r})"
