@@ -2,18 +2,23 @@
 
 Exit codes: 0 the answer is complete, 1 the Space or the network failed, 2 bad usage or
 input, 130 interrupted (Ctrl-C). Errors are one line on stderr, never a traceback.
+While the request waits, a status line on stderr (only when stderr is a terminal) shows
+the queue position, the Space's ETA and the time elapsed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from typing import IO, List, Optional, Sequence
+import threading
+import time
+from typing import IO, Any, Dict, List, Optional, Sequence
 
 from ._client import QVQClient
 from ._constants import DEFAULT_SPACE
-from ._events import ProcessingStarted, QueuePosition, TextUpdate
+from ._events import Done, Event, ProcessingStarted, QueuePosition, TextUpdate
 from ._messages import Message
 from ._version import __version__
 from .errors import InputError, QVQError
@@ -24,7 +29,16 @@ examples:
   qvq "What is in this picture?" -i cat.jpg
   echo "Solve 2x + 3 = 11" | qvq - --system "Think step by step."
   qvq "hello" --base-url http://127.0.0.1:7860      # a local Gradio stand-in
+  qvq "hello" --json | jq -r 'select(.type == "text") | .delta'
+
+environment:
+  HF_TOKEN       the Hugging Face token (else the token saved by huggingface-cli login)
+  QVQ_BASE_URL   a Gradio server to use instead of the Space
+  NO_COLOR       no colour in the status line
 """
+
+# How often the status line redraws its elapsed time, in seconds.
+STATUS_REFRESH = 0.5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="seconds to wait to connect and between reads (default 10, 60)"
     )
+    parser.add_argument("--json", action="store_true", help="print one JSON event per line instead of the text")
     parser.add_argument("--version", action="version", version=f"qvq {__version__}")
     return parser
 
@@ -62,51 +77,110 @@ def _messages(prompt: str, system: Optional[str]) -> List[Message]:
 
 
 class _Status:
-    """The queue position line on stderr, shown only when stderr is a terminal."""
+    """The waiting line on stderr: queue position, ETA and elapsed time, redrawn while waiting.
+
+    Shown only when stderr is a terminal; dimmed unless ``NO_COLOR`` is set.
+    """
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._enabled = stream.isatty()
+        self._dim = ("\x1b[2m", "\x1b[0m") if not os.environ.get("NO_COLOR") else ("", "")
+        self._started = time.monotonic()
+        self._text = "connecting"
         self._shown = False
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: Optional[threading.Thread] = None
 
-    def show(self, text: str) -> None:
+    def __enter__(self) -> _Status:
         if self._enabled:
-            self._stream.write(f"\r\x1b[2K{text}")
+            self._thread = threading.Thread(target=self._refresh, name="qvq-status", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _refresh(self) -> None:
+        while not self._done.wait(STATUS_REFRESH):
+            self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            elapsed = time.monotonic() - self._started
+            on, off = self._dim
+            self._stream.write(f"\r\x1b[2K{on}{self._text} · {elapsed:.0f} s{off}")
             self._stream.flush()
             self._shown = True
 
-    def clear(self) -> None:
-        if self._shown:
-            self._stream.write("\r\x1b[2K")
-            self._stream.flush()
-            self._shown = False
+    def show(self, text: str) -> None:
+        self._text = text
+        if self._enabled:
+            self._draw()
+
+    def stop(self) -> None:
+        """Clears the line for good (the answer or an error follows)."""
+        with self._lock:
+            self._done.set()
+            if self._shown:
+                self._stream.write("\r\x1b[2K")
+                self._stream.flush()
+                self._shown = False
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+def _describe_wait(event: Event) -> Optional[str]:
+    if isinstance(event, QueuePosition) and event.rank is not None:
+        size = f" of {event.queue_size}" if event.queue_size is not None else ""
+        eta = f", ETA {event.eta:.0f} s" if event.eta is not None else ""
+        return f"queue: position {event.rank + 1}{size}{eta}"
+    if isinstance(event, ProcessingStarted):
+        eta = f", ETA {event.eta:.0f} s" if event.eta is not None else ""
+        return f"generating{eta}"
+    return None
+
+
+def _as_json(event: Event) -> Dict[str, Any]:
+    if isinstance(event, QueuePosition):
+        return {"type": "queue", "rank": event.rank, "queue_size": event.queue_size, "eta": event.eta}
+    if isinstance(event, ProcessingStarted):
+        return {"type": "started", "eta": event.eta}
+    if isinstance(event, TextUpdate):
+        return {"type": "text", "delta": event.delta, "replaced": event.replaced}
+    assert isinstance(event, Done)
+    return {"type": "done", "text": event.text}
 
 
 def _run(args: argparse.Namespace, out: IO[str], status: _Status) -> None:
     prompt = sys.stdin.read().rstrip("\n") if args.prompt == "-" else args.prompt
-    options = {}
+    options: Dict[str, Any] = {}
     if args.timeout is not None:
         options["timeout"] = args.timeout
     if args.space is not None:
         options["space"] = args.space
     with QVQClient(args.token, base_url=args.base_url, protocol=args.protocol, **options) as client:
+        events = client.events(_messages(prompt, args.system), images=args.image or None)
         ended_with_newline = True
-        for event in client.events(_messages(prompt, args.system), images=args.image or None):
-            if isinstance(event, QueuePosition):
-                if event.rank is not None:
-                    size = f" of {event.queue_size}" if event.queue_size is not None else ""
-                    eta = f", about {event.eta:.0f} s" if event.eta is not None else ""
-                    status.show(f"queue: position {event.rank + 1}{size}{eta}")
-            elif isinstance(event, ProcessingStarted):
-                status.show("generating...")
+        for event in events:
+            if args.json:
+                out.write(json.dumps(_as_json(event), ensure_ascii=False) + "\n")
+                out.flush()
+                continue
+            waiting = _describe_wait(event)
+            if waiting is not None:
+                status.show(waiting)
             elif isinstance(event, TextUpdate) and event.delta:
-                status.clear()
+                status.stop()
                 if event.replaced and not ended_with_newline:
                     out.write("\n")
                 out.write(event.delta)
                 out.flush()
                 ended_with_newline = event.delta.endswith("\n")
-        status.clear()
+        status.stop()
         if not ended_with_newline:
             out.write("\n")
             out.flush()
@@ -114,22 +188,25 @@ def _run(args: argparse.Namespace, out: IO[str], status: _Status) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    status = _Status(sys.stderr)
-    try:
-        _run(args, sys.stdout, status)
-    except KeyboardInterrupt:
-        status.clear()
-        sys.stderr.write("qvq: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        # The reader went away (``qvq ... | head``): stop quietly, and keep Python from
-        # complaining when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    except QVQError as exc:
-        status.clear()
-        sys.stdout.flush()
-        sys.stderr.write(f"qvq: error: {' '.join(str(exc).split())}\n")
-        return 2 if isinstance(exc, InputError) else 1
+    with _Status(sys.stderr) as status:
+        try:
+            _run(args, sys.stdout, status)
+        except KeyboardInterrupt:
+            status.stop()
+            sys.stderr.write("qvq: interrupted\n")
+            return 130
+        except BrokenPipeError:
+            # The reader went away (``qvq ... | head``): stop quietly, and keep Python from
+            # complaining when it flushes stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+        except QVQError as exc:
+            status.stop()
+            message = " ".join(str(exc).split())
+            if args.json:
+                sys.stdout.write(json.dumps({"type": "error", "error": type(exc).__name__, "message": message}) + "\n")
+            sys.stdout.flush()
+            sys.stderr.write(f"qvq: error: {message}\n")
+            return 2 if isinstance(exc, InputError) else 1
     return 0
