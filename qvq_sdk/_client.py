@@ -420,7 +420,7 @@ class QVQClient:
     def _texts(events: Generator[Event, None, None]) -> Generator[str, None, None]:
         try:
             for event in events:
-                if isinstance(event, TextUpdate) and event.delta:
+                if isinstance(event, TextUpdate) and (event.delta or event.replaced):
                     yield event.delta
         finally:
             events.close()

@@ -138,3 +138,8 @@ def test_patch_routes_clients_made_inside(monkeypatch):
     with space.patch(), qvq_sdk.QVQClient(token=False) as client:
         assert client.complete("q") == "patched"
     assert os.environ["QVQ_BASE_URL"] == "http://127.0.0.1:1"
+
+
+def test_a_rewrite_to_empty_text_is_still_yielded_by_chat(protocol):
+    client = FakeSpace().rewrite("Thinking...", "").client(protocol=protocol)
+    assert list(client.chat("q")) == ["Thinking...", ""]
