@@ -16,18 +16,28 @@ __all__ = ["Done", "Event", "ProcessingStarted", "QueuePosition", "TextUpdate"]
 
 @dataclass(frozen=True)
 class QueuePosition:
-    """Where the request waits in the Space's queue (0 is next)."""
+    """Where the request waits in the Space's queue.
+
+    Attributes:
+        rank: How many requests are ahead (0 is next), or None.
+        queue_size: How many requests the queue holds, or None.
+        eta: Seconds until processing should start, as the Space estimates, or None.
+    """
 
     rank: Optional[int]
     queue_size: Optional[int]
-    eta: Optional[float]  # seconds until processing should start, as the Space estimates
+    eta: Optional[float]
 
 
 @dataclass(frozen=True)
 class ProcessingStarted:
-    """The Space started generating the answer."""
+    """The Space started generating the answer.
 
-    eta: Optional[float]  # seconds the Space expects the answer to take, when it says
+    Attributes:
+        eta: Seconds the Space expects the answer to take, or None.
+    """
+
+    eta: Optional[float]
 
 
 class TextBuffer:
@@ -67,12 +77,15 @@ class TextBuffer:
 class TextUpdate:
     """New text from the Space.
 
-    ``delta`` is what to add to the text received so far. When the Space rewrote text it
-    had already sent, ``replaced`` is True and ``delta`` is the whole new text, which
-    replaces everything before it. ``text`` is the whole answer so far.
+    Attributes:
+        delta: What to add to the text received so far; when ``replaced``, the whole new
+            text, which replaces everything before it.
+        replaced: True when the Space rewrote text it had already sent.
     """
 
     __slots__ = ("_buffer", "_count", "delta", "replaced")
+    delta: str
+    replaced: bool
 
     def __init__(self, delta: str, *, replaced: bool = False, buffer: Optional[TextBuffer] = None) -> None:
         self.delta = delta
@@ -84,6 +97,7 @@ class TextUpdate:
 
     @property
     def text(self) -> str:
+        """The whole answer so far (joined only when asked for)."""
         return self._buffer.text(self._count)
 
     def __eq__(self, other: object) -> bool:
@@ -100,7 +114,11 @@ class TextUpdate:
 
 @dataclass(frozen=True)
 class Done:
-    """The answer is complete; ``text`` is the Space's final output, exactly."""
+    """The answer is complete.
+
+    Attributes:
+        text: The Space's final output, exactly.
+    """
 
     text: str
 

@@ -116,7 +116,7 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
     name = "image"
     if isinstance(source, str) and source[:5].lower() == "data:":
         data = _from_data_uri(source, where)
-        shown = "the data: URI"
+        shown = "a data: URI"
     elif isinstance(source, str) and source.split("://", 1)[0].lower() in ("http", "https") and "://" in source:
         data = fetch(source, where)
         shown = describe_url(source)
@@ -136,10 +136,10 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
         name = os.path.basename(path) or name
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        shown = f"the {len(data)} bytes given"
+        shown = "bytes"
     elif _is_pil_image(source):
         data, name = _from_pil(source)
-        shown = "the PIL image"
+        shown = "a PIL image"
     elif callable(getattr(source, "read", None)):
         if isinstance(source, io.TextIOBase):
             raise InputError(f"{where} is a file opened in text mode; open it with 'rb'.", input=where)
@@ -151,7 +151,7 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
             raise InputError(f"{where} is a file opened in text mode; open it with 'rb'.", input=where)
         data = bytes(content)
         file_name = getattr(source, "name", None)
-        shown = repr(file_name) if isinstance(file_name, str) else "the file object"
+        shown = repr(file_name) if isinstance(file_name, str) else "a file object"
         if isinstance(file_name, str):
             name = os.path.basename(file_name) or name
     else:
@@ -161,11 +161,11 @@ def load_image(source: Any, where: str, fetch: Fetch) -> Image:
             input=where,
         )
     if not data:
-        raise InputError(f"{where} is empty ({shown} holds no bytes).", input=where)
+        raise InputError(f"{where} ({shown}) is empty.", input=where)
     kind = sniff_format(data)
     if kind is None:
         raise InputError(
-            f"{where} is not a JPEG, PNG, GIF, WEBP or BMP image ({shown} starts with {data[:8]!r}).",
+            f"{where} ({shown}) is not a JPEG, PNG, GIF, WEBP or BMP image: it starts with {data[:8]!r}.",
             input=where,
         )
     extension, mime_type = FORMATS[kind]

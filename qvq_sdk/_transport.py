@@ -223,6 +223,7 @@ class Transport:
         self.max_retries = max_retries
         self._streams: Set[requests.Response] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def authenticated(self) -> bool:
@@ -265,6 +266,8 @@ class Transport:
         """
         attempt = 0
         while True:
+            if self._closed:
+                raise APIConnectionError("The client was closed; nothing more is sent.")
             delay: Optional[float] = None
             try:
                 response = self._send(method, url, credentials, stream, headers or {}, deadline, kwargs)
@@ -371,8 +374,11 @@ class Transport:
             **kwargs,
         )
         with self._lock:
-            self._streams.add(response)
-        return response
+            if not self._closed:
+                self._streams.add(response)
+                return response
+        response.close()
+        raise APIConnectionError("The client was closed; nothing more is sent.")
 
     def release(self, response: requests.Response) -> None:
         """Closes a stream's connection at once (the Space then cancels the job)."""
@@ -414,6 +420,7 @@ class Transport:
     def close(self) -> None:
         """Aborts every open stream and closes the session if this client made it."""
         with self._lock:
+            self._closed = True
             streams, self._streams = list(self._streams), set()
         for response in streams:
             _abort(response)
