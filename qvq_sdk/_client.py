@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Generator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -40,6 +41,7 @@ from ._transport import Deadline, Transport, body_excerpt
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
 PROTOCOLS = ("queue", "call")
+_STAGE = re.compile(r"[A-Z][A-Z_]{0,39}")  # a runtime stage as Hugging Face names them
 logger = logging.getLogger("qvq_sdk")
 
 Timeout = Union[float, Tuple[float, float]]
@@ -276,7 +278,7 @@ class QVQClient:
     def _json(response: requests.Response, url: str) -> Any:
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StreamError(
                 f"{url} answered with something that is not JSON ({excerpt(response.text)!r}); "
                 "is the address a Gradio app?"
@@ -314,6 +316,10 @@ class QVQClient:
         except APIStatusError as error:
             if self.space is not None and error.status_code in (404, 503):
                 self._explain_outage(error, chat.deadline)
+            self._transport.redact(error)
+            raise
+        except QVQError as error:
+            self._transport.redact(error)
             raise
 
     def _explain_outage(self, error: APIStatusError, deadline: Deadline) -> None:
@@ -326,9 +332,9 @@ class QVQClient:
             if lookup_error.status_code in (401, 404):
                 error.args = (f"{error} Hugging Face knows no Space {self.space!r} (or it is private: pass a token).",)
             return
-        except (QVQError, ValueError, AttributeError):
+        except (QVQError, ValueError, AttributeError, RecursionError):
             return  # the lookup is a courtesy: the original error stands
-        if isinstance(stage, str) and stage:
+        if isinstance(stage, str) and _STAGE.fullmatch(stage):
             error.space_stage = stage
             error.args = (f"{error} {stage_advice(stage)}",)
 
@@ -377,14 +383,9 @@ class QVQClient:
         deadline: Deadline,
     ) -> Generator[Event, None, None]:
         started = time.perf_counter()
-        received = [0, 0]  # bytes, events
+        received = [0]  # bytes, counted by the transport
+        events = 0
         outcome = "ended early"
-
-        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
-            for chunk in chunks:
-                received[0] += len(chunk)
-                yield chunk
-
         try:
             content_type = response.headers.get("Content-Type", "")
             if not content_type.startswith("text/event-stream"):
@@ -392,8 +393,8 @@ class QVQClient:
                     f"The Space answered with {content_type or 'no content type'} instead of an event "
                     f"stream ({body_excerpt(response, streamed=True)!r})."
                 )
-            for name, data in iter_events(counted(self._transport.iter_bytes(response, deadline))):
-                received[1] += 1
+            for name, data in iter_events(self._transport.iter_bytes(response, deadline, received)):
+                events += 1
                 yield from feed(name, data)
                 if decoder.done:
                     outcome = "complete"
@@ -411,7 +412,7 @@ class QVQClient:
                 "stream %s %s: %d events, %d bytes in %.3fs",
                 response.url.split("?", 1)[0],
                 outcome,
-                received[1],
+                events,
                 received[0],
                 time.perf_counter() - started,
             )

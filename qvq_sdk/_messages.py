@@ -53,7 +53,7 @@ def parse_messages(messages: Messages) -> Tuple[str, List[Any]]:
         if not messages.strip():
             raise InputError("messages is an empty string: there is nothing to ask.", input="messages")
         return messages, []
-    if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+    if isinstance(messages, (Mapping, bytes, bytearray)) or not isinstance(messages, Sequence):
         raise InputError(
             f"messages must be a str or a list of {{'role': ..., 'content': ...}} dicts, not a {_type_name(messages)}.",
             input="messages",

@@ -14,6 +14,7 @@ and knows whether the answer completed. See PROTOCOL.md for the wire facts.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, List, Optional
 
@@ -149,7 +150,7 @@ def _as_text(value: Any) -> str:
 def _load_json(data: str) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StreamError(f"The Space sent an event that is not valid JSON: {excerpt(data)!r}") from None
 
 
@@ -160,8 +161,23 @@ def _first_output(output: Any, where: str) -> Any:
     return data[0]
 
 
+def _single_append(output: Any) -> Optional[str]:
+    """The text of a diff that is exactly one ``["append", [], text]`` edit, else None."""
+    if type(output) is list and len(output) == 1:
+        edit = output[0]
+        if type(edit) is list and len(edit) == 3 and edit[0] == "append" and edit[1] == [] and type(edit[2]) is str:
+            return edit[2]
+    return None
+
+
 def _number(value: Any) -> Optional[float]:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _integer(value: Any) -> Optional[int]:
@@ -201,12 +217,19 @@ class QueueDecoder(_Decoder):
 
     def feed(self, data: str) -> List[Event]:
         message = _load_json(data)
-        if not isinstance(message, dict) or not isinstance(message.get("msg"), str):
+        kind = message.get("msg") if isinstance(message, dict) else None
+        if not isinstance(kind, str):
             raise StreamError(f"The Space sent a message of an unexpected shape: {excerpt(data)!r}")
         event_id = message.get("event_id")
         if self.done or (event_id is not None and self._event_id is not None and event_id != self._event_id):
             return []
-        kind = message["msg"]
+        if kind == "process_generating":
+            output = _first_output(message.get("output"), kind)
+            appended = _single_append(output)
+            if appended is not None:  # the common case, once per update of a long answer
+                update = self._text.append(appended)
+                return [] if update is None else [update]
+            return list(self._text.apply_output(output))
         if kind == "estimation":
             return [
                 QueuePosition(
@@ -217,8 +240,6 @@ class QueueDecoder(_Decoder):
             ]
         if kind == "process_starts":
             return [ProcessingStarted(eta=_number(message.get("eta")))]
-        if kind == "process_generating":
-            return list(self._text.apply_output(_first_output(message.get("output"), kind)))
         if kind == "process_completed":
             output = message.get("output")
             if message.get("success") is False:

@@ -19,28 +19,22 @@ from .errors import StreamError
 _BOM = b"\xef\xbb\xbf"
 
 
-def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    iterator = iter(chunks)
-    head = b""
-    for chunk in iterator:
-        head += chunk
-        if len(head) >= len(_BOM):
-            break
-    if head.startswith(_BOM):
-        head = head[len(_BOM) :]
-    if head:
-        yield head
-    yield from iterator
-
-
 def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Re-chunks a byte stream so that every chunk ends at a line end (but the last).
 
     Each chunk is handed on as soon as a line end arrives in it, so an event is never
-    held back waiting for more bytes.
+    held back waiting for more bytes. A UTF-8 byte-order mark at the very start is dropped.
     """
     pending: List[bytes] = []
-    for chunk in _without_bom(chunks):
+    head = b""  # the stream's first bytes, while they may still be a BOM
+    at_start = True
+    for chunk in chunks:
+        if at_start:
+            head += chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                continue
+            at_start = False
+            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
         cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
         if not cut:
             if chunk:
@@ -54,6 +48,8 @@ def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield chunk if cut == len(chunk) else chunk[:cut]
         if cut < len(chunk):
             pending.append(chunk[cut:])
+    if at_start and head:
+        pending.append(head)
     if pending:
         yield b"".join(pending)
 

@@ -13,11 +13,10 @@ import functools
 import http.client
 import json
 import logging
-import re
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -69,7 +68,7 @@ def body_excerpt(response: requests.Response, streamed: bool) -> str:
     text = raw.decode("utf-8", errors="replace")
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         document = None
     if isinstance(document, dict):
         for key in _BODY_KEYS:
@@ -78,8 +77,7 @@ def body_excerpt(response: requests.Response, streamed: bool) -> str:
                 text = value if isinstance(value, str) else json.dumps(value)
                 break
     elif "<" in text:
-        # An HTML page: keep its words, drop the markup.
-        text = re.sub(r"<(script|style)\b.*?</\1>|<[^>]*>", " ", text, flags=re.S | re.I)
+        text = _html_words(text)
     return excerpt(text, BODY_EXCERPT_CHARS)
 
 
@@ -224,6 +222,17 @@ class Transport:
         self._streams: Set[requests.Response] = set()
         self._lock = threading.Lock()
         self._closed = False
+
+    def redact(self, error: BaseException) -> None:
+        """Removes the token from an error whose text came from the server (which may echo it)."""
+        token = self._auth_headers.get("Authorization", "")[len("Bearer ") :]
+        if not token:
+            return
+        error.args = tuple(arg.replace(token, "hf_***") if isinstance(arg, str) else arg for arg in error.args)
+        for name in ("body", "message", "url"):
+            value = getattr(error, name, None)
+            if isinstance(value, str):
+                setattr(error, name, value.replace(token, "hf_***"))
 
     @property
     def authenticated(self) -> bool:
@@ -386,21 +395,28 @@ class Transport:
             self._streams.discard(response)
         response.close()
 
-    def iter_bytes(self, response: requests.Response, deadline: Deadline = NO_DEADLINE) -> Iterator[bytes]:
-        """The body's bytes, each piece handed on as soon as it arrives.
-
-        With a deadline, every read waits at most until the deadline.
-        """
+    def iter_bytes(
+        self, response: requests.Response, deadline: Deadline = NO_DEADLINE, counter: Optional[List[int]] = None
+    ) -> Iterator[bytes]:
+        """The body's bytes, each piece handed on as soon as it arrives; ``counter[0]``
+        counts them. With a deadline, no read waits past it."""
         host = urlsplit(response.url).netloc
+        chunks = _chunks(response.raw)
         sock = _socket_of(response) if deadline.seconds is not None else None
-        read = _reader(response.raw)
+        received = 0
         try:
+            if sock is None:  # the usual case, kept lean: it runs once per event
+                for chunk in chunks:
+                    received += len(chunk)
+                    yield chunk
+                    deadline.check()
+                return
             while True:
-                if sock is not None:
-                    sock.settimeout(deadline.bound(self.timeout)[1])
-                chunk = read()
+                sock.settimeout(deadline.bound(self.timeout)[1])
+                chunk = next(chunks, b"")
                 if not chunk:
                     return
+                received += len(chunk)
                 yield chunk
                 deadline.check()
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError, AttributeError) as exc:
@@ -416,6 +432,9 @@ class Transport:
             raise APIConnectionError(
                 f"The connection to {host} broke in the middle of the answer: {_reason(exc)}. Retry the request."
             ) from exc
+        finally:
+            if counter is not None:
+                counter[0] += received
 
     def close(self) -> None:
         """Aborts every open stream and closes the session if this client made it."""
@@ -428,18 +447,18 @@ class Transport:
             self._session.close()
 
 
-def _reader(raw: Any) -> Callable[[], bytes]:
-    """A function that returns the next bytes of a body as soon as any arrive (b"" at the end).
+def _chunks(raw: Any) -> Iterator[bytes]:
+    """A body's bytes, each piece as soon as it arrives, whatever the urllib3 version.
 
-    urllib3 2 has ``read1``. urllib3 1.26 has not: there, a chunked body (what Gradio
-    sends) is read chunk by chunk, and any other through the http.client response below.
+    A chunked body (what Gradio sends) is read HTTP chunk by chunk: the server writes an
+    event as one chunk, so each arrives whole and at once, for the least work per event.
+    Any other body is read with ``read1``: urllib3 2 has it; under urllib3 1.26 the
+    http.client response below does.
     """
-    if hasattr(raw, "read1"):
-        return functools.partial(raw.read1, STREAM_READ_SIZE)
     if raw.chunked and raw.supports_chunked_reads():
-        chunks = raw.read_chunked(decode_content=True)
-        return functools.partial(next, chunks, b"")
-    return functools.partial(raw._fp.read1, STREAM_READ_SIZE)
+        return iter(raw.read_chunked(decode_content=True))
+    read1 = raw.read1 if hasattr(raw, "read1") else raw._fp.read1
+    return iter(functools.partial(read1, STREAM_READ_SIZE), b"")
 
 
 def _socket_of(response: requests.Response) -> Optional[socket.socket]:
@@ -484,3 +503,31 @@ def _loggable(url: str) -> str:
         netloc = f"{netloc}:{parts.port}"
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme}://{netloc}{parts.path}{query}"
+
+
+def _html_words(text: str) -> str:
+    """The words of an HTML page without its markup, scripts and styles, in linear time.
+
+    (A regular expression here rescans the page from every ``<``: seconds on 64 KB of them.)
+    """
+    lower = text.lower()
+    words: List[str] = []
+    i = 0
+    while i < len(text):
+        start = text.find("<", i)
+        if start < 0:
+            words.append(text[i:])
+            break
+        words.append(text[i:start])
+        end = text.find(">", start)
+        if end < 0:
+            break  # an unclosed tag: the rest is markup
+        tag = lower[start + 1 : end].split(None, 1)
+        i = end + 1
+        if tag and tag[0] in ("script", "style"):
+            close = lower.find("</" + tag[0], i)
+            if close < 0:
+                break
+            after = text.find(">", close)
+            i = len(text) if after < 0 else after + 1
+    return " ".join(words)

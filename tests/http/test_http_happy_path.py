@@ -4,7 +4,7 @@ import json
 import threading
 
 import responses
-from conftest import (
+from httpkit import (
     ANSWER,
     ANSWER_PIECES,
     BASE,

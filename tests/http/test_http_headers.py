@@ -2,7 +2,7 @@
 
 import pytest
 import responses
-from conftest import (
+from httpkit import (
     ANSWER,
     BASE,
     HF_BASE,

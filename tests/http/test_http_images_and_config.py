@@ -2,7 +2,7 @@
 
 import pytest
 import responses
-from conftest import ANSWER, BASE, PNG, PREFIX, FakeSpace, calls_to, gradio5_config, json_of, make_png
+from httpkit import ANSWER, BASE, PNG, PREFIX, FakeSpace, calls_to, gradio5_config, json_of, make_png
 
 from qvq_sdk import APIStatusError, InputError, NotFoundError, QVQClient, StreamError
 

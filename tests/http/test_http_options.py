@@ -5,7 +5,7 @@ import logging
 import pytest
 import requests
 import responses
-from conftest import ANSWER, BASE, PNG, TOKEN, FakeSpace
+from httpkit import ANSWER, BASE, PNG, TOKEN, FakeSpace
 
 from qvq_sdk import QVQClient, QVQError
 

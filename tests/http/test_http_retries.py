@@ -6,7 +6,7 @@ import json
 import pytest
 import requests
 import responses
-from conftest import ANSWER, BASE, PNG, PREFIX, FakeSpace, calls_to, multipart_parts
+from httpkit import ANSWER, BASE, PNG, PREFIX, FakeSpace, calls_to, multipart_parts
 
 import qvq_sdk._retry
 from qvq_sdk import (

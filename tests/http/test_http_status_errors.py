@@ -4,7 +4,7 @@ import json
 
 import pytest
 import responses
-from conftest import BASE, PNG, PREFIX, TOKEN, FakeSpace, calls_to
+from httpkit import BASE, PNG, PREFIX, TOKEN, FakeSpace, calls_to
 
 from qvq_sdk import (
     APIStatusError,

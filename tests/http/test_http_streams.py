@@ -4,7 +4,7 @@ import gc
 import http.client
 
 import pytest
-from conftest import (
+from httpkit import (
     ANSWER,
     ANSWER_PIECES,
     BASE,

@@ -1,0 +1,639 @@
+"""qvq-sdk against gradio_client, the g4f reference provider and a raw-requests floor.
+
+    python benchmarks/run.py              # 5 rounds (a few minutes); --quick is 1 round
+
+Builds the clients' venvs under ``benchmarks/.venvs/`` on first use (qvq-sdk from this
+checkout, the newest ``gradio_client``, ``g4f==0.5.3.1``, and matplotlib for the chart),
+starts the ``gradio==5.9.1`` stand-in of the Space (``tests/realserver/``) on 127.0.0.1 behind a
+byte-counting loopback proxy, and runs every client as its own process (``worker.py``),
+alternating them, for several rounds. Prints the table of medians, writes
+``benchmarks/results/results.json`` and ``table.md``, and draws ``docs/benchmarks.png``.
+
+Needs only the standard library; run it with any Python >= 3.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+VENVS = os.path.join(HERE, ".venvs")
+RESULTS = os.path.join(HERE, "results")
+CHART = os.path.join(REPO, "docs", "benchmarks.png")
+GRADIO = "5.9.1"
+
+#: venv name -> pip requirements.
+VENV_SPECS = {
+    # qvq-sdk's dependencies; the raw floor uses its requests. qvq-sdk itself is installed
+    # from this checkout on every run (install_sdk), as a user would have it: not editable.
+    "sdk": ["requests", "sseclient-py"],
+    "gradio_client": ["--upgrade", "gradio_client"],
+    "g4f": ["g4f==0.5.3.1"],  # its last release with Qwen_QVQ_72B
+    "chart": ["matplotlib"],
+}
+#: client -> (venv, label)
+CLIENTS = {
+    "raw": ("sdk", "raw floor"),
+    "sdk-queue": ("sdk", "qvq-sdk queue"),
+    "sdk-call": ("sdk", "qvq-sdk call"),
+    "gradio_client": ("gradio_client", "gradio_client"),
+    "g4f": ("g4f", "g4f 0.5.3.1"),
+}
+CASES = ["short", "long", "fine", "upload", "concurrent"]
+CASE_TITLES = {
+    "short": "short answer (10 words)",
+    "long": "long answer (20,000 words in 400 updates)",
+    "fine": "fine-grained stream (5,000 one-word updates)",
+    "upload": "20 MB image upload",
+    "concurrent": "16 concurrent chats, one client",
+}
+#: import-time rows: (label, venv, module)
+IMPORTS = [
+    ("requests", "sdk", "requests"),
+    ("qvq_sdk", "sdk", "qvq_sdk"),
+    ("gradio_client", "gradio_client", "gradio_client"),
+    ("g4f provider", "g4f", "g4f.Provider.hf_space.Qwen_QVQ_72B"),
+]
+BASELINE = "sdk-queue"
+CONCURRENCY = 16
+IMAGE_SIDE = 2600  # 2600 x 2600 RGB, stored uncompressed in a PNG: 20.3 MB
+
+
+def load_servers():
+    """The real-server harness of the tests, imported by path."""
+    path = os.path.join(REPO, "tests", "realserver", "servers.py")
+    spec = importlib.util.spec_from_file_location("qvq_realserver_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def python_of(venv):
+    return os.path.join(VENVS, venv, "bin", "python")
+
+
+def ensure_venv(name, base_python):
+    spec = VENV_SPECS[name]
+    path = os.path.join(VENVS, name)
+    marker = os.path.join(path, ".bench-spec.json")
+    try:
+        with open(marker) as f:
+            if json.load(f) == spec and os.path.exists(python_of(name)):
+                return
+    except (OSError, ValueError):
+        pass
+    log_path = os.path.join(VENVS, name + ".install.log")
+    print("building the %s venv (log: %s) ..." % (name, log_path), flush=True)
+    with open(log_path, "w") as log:
+        for cmd in (
+            [base_python, "-m", "venv", "--clear", path],
+            [python_of(name), "-m", "pip", "install", "--disable-pip-version-check", *spec],
+        ):
+            log.write("$ %s\n" % " ".join(cmd))
+            log.flush()
+            if subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL):
+                raise SystemExit("building the %s venv failed; see %s" % (name, log_path))
+    with open(marker, "w") as f:
+        json.dump(spec, f)
+
+
+def install_sdk():
+    """(Re)installs qvq-sdk from this checkout into the sdk venv, so the run measures the tree."""
+    log_path = os.path.join(VENVS, "sdk-qvq.install.log")
+    with open(log_path, "w") as log:
+        cmd = [
+            python_of("sdk"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+            REPO,
+        ]
+        if subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=VENVS):
+            raise SystemExit("installing qvq-sdk from %s failed; see %s" % (REPO, log_path))
+
+
+def checkout_state():
+    """The commit the run measured, with ``-dirty`` when the tree had changes."""
+    done = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return done.stdout.strip() or "not a git checkout"
+
+
+def installed_version(venv, distribution):
+    code = "import importlib.metadata as m; print(m.version(%r))" % distribution
+    out = subprocess.run([python_of(venv), "-c", code], capture_output=True, text=True)
+    return out.stdout.strip() or "?"
+
+
+# -- a byte-counting loopback proxy ----------------------------------------------------------
+
+
+class CountingProxy:
+    """Forwards 127.0.0.1:port to the server and counts the bytes the server sends.
+
+    ``counter_port`` answers each connection with the running count, one line of ASCII.
+    """
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.received = 0
+        self._lock = threading.Lock()
+        self._listener = self._listen()
+        self._counter = self._listen()
+        self.port = self._listener.getsockname()[1]
+        self.counter_port = self._counter.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._answer_counts, daemon=True).start()
+
+    @staticmethod
+    def _listen():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        return sock
+
+    def _answer_counts(self):
+        while True:
+            conn, _ = self._counter.accept()
+            with conn:
+                with self._lock:
+                    count = self.received
+                conn.sendall(b"%d\n" % count)
+
+    def _accept(self):
+        while True:
+            client, _ = self._listener.accept()
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source, sink, count):
+        buffer = bytearray(256 * 1024)
+        view = memoryview(buffer)
+        try:
+            while True:
+                n = source.recv_into(buffer)
+                if not n:
+                    break
+                if count:
+                    with self._lock:
+                        self.received += n
+                sink.sendall(view[:n])
+        except OSError:
+            pass
+        for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
+            try:
+                sock.shutdown(how)
+            except OSError:
+                pass
+        if count:  # the server-to-client pump closes both sockets last
+            source.close()
+            sink.close()
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+def make_png(path, side=IMAGE_SIDE):
+    """A real PNG of ``side`` x ``side`` RGB pixels (a gradient), deflate-stored: ~3 * side² bytes."""
+    if os.path.exists(path):
+        return
+    row_bytes = bytes((x * 255 // side) for x in range(side)) * 3
+    raw = b"".join(b"\x00" + row_bytes[y % 7 :] + row_bytes[: y % 7] for y in range(side))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b"")
+    with open(path + ".tmp", "wb") as f:
+        f.write(png)
+    os.replace(path + ".tmp", path)
+
+
+def client_env():
+    env = dict(os.environ)
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        env.pop(key, None)
+    env.update(
+        {
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "HF_HUB_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "DO_NOT_TRACK": "1",
+            "HF_TOKEN": "",
+            "PYTHONDONTWRITEBYTECODE": "",
+        }
+    )
+    env.pop("PYTHONPATH", None)
+    env.pop("HF_TOKEN", None)
+    return env
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def run_worker(client, case, proxy, image, env):
+    venv = CLIENTS[client][0]
+    cmd = [
+        python_of(venv),
+        os.path.join(HERE, "worker.py"),
+        client,
+        case,
+        "--base-url",
+        "http://127.0.0.1:%d" % proxy.port,
+        "--counter-port",
+        str(proxy.counter_port),
+        "--image",
+        image,
+        "--concurrency",
+        str(CONCURRENCY),
+    ]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    except subprocess.TimeoutExpired:
+        return {"client": client, "case": case, "failed": "timed out after 600 s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        return {"client": client, "case": case, "failed": "exit %s: %s" % (done.returncode, tail[-300:])}
+    return json.loads(lines[-1])
+
+
+def import_time(venv, module, env):
+    """Microseconds ``import module`` takes, from ``python -X importtime``.
+
+    The sum of the cumulative times of the top-level imports that ``-c pass`` does not make
+    (the interpreter's own start-up imports are not the module's).
+    """
+
+    def top_level(code):
+        done = subprocess.run(
+            [python_of(venv), "-X", "importtime", "-c", code], capture_output=True, text=True, env=env
+        )
+        if done.returncode:
+            raise SystemExit("%r failed in the %s venv: %s" % (code, venv, done.stderr[-500:]))
+        found = {}
+        for line in done.stderr.splitlines():
+            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$", line)
+            if match:  # exactly one space after the bar: imported at top level
+                found[match.group(2)] = int(match.group(1))
+        return found
+
+    startup = set(top_level("pass"))
+    return sum(us for name, us in top_level("import " + module).items() if name not in startup)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def warm_figure(run, key):
+    """A process's warm figure: the median over its warm chats (all but the first)."""
+    return median(chat[key] for chat in run["chats"][1:])
+
+
+def summarize(runs, imports):
+    """Medians over rounds of each process's warm figures (its chats after the first) and cold
+    first chat, per (client, case)."""
+    summary = {}
+    for client in CLIENTS:
+        for case in CASES:
+            mine = [r for r in runs if r["client"] == client and r["case"] == case]
+            good = [r for r in mine if "failed" not in r and not any("error" in c for c in r["chats"])]
+            errors = [
+                r.get("failed") or next(c["error"] for c in r["chats"] if "error" in c) for r in mine if r not in good
+            ]
+            entry = {"rounds": len(mine), "ok": len(good), "errors": sorted(set(errors))}
+            if good:
+                entry.update(
+                    {key: median(warm_figure(r, key) for r in good) for key in ("wall", "cpu", "first", "bytes")}
+                )
+                entry.update(
+                    {
+                        "cold_first": median(r["chats"][0]["first"] for r in good),
+                        "cold_wall": median(r["chats"][0]["wall"] for r in good),
+                        "cold_bytes": median(r["chats"][0]["bytes"] for r in good),
+                        "peak_rss": median(r["peak_rss"] for r in good),
+                        "idle_rss": median(r.get("idle_rss") for r in good),
+                        "setup": median(r["setup"] for r in good),
+                    }
+                )
+            summary["%s/%s" % (client, case)] = entry
+    summary["imports"] = {label: median(values) for label, values in imports.items()}
+    return summary
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+ROWS = [
+    # (case, metric, title, format)
+    ("long", "bytes", "wire bytes received", "bytes"),
+    ("long", "cpu", "client CPU", "ms"),
+    ("long", "wall", "wall time", "ms"),
+    ("long", "first", "submit → first text", "ms"),
+    ("long", "peak_rss", "peak RSS", "mb"),
+    ("fine", "bytes", "wire bytes received", "bytes"),
+    ("fine", "cpu", "client CPU", "ms"),
+    ("fine", "wall", "wall time", "ms"),
+    ("fine", "first", "submit → first text", "ms"),
+    ("short", "bytes", "wire bytes received", "bytes"),
+    ("short", "cpu", "client CPU", "ms"),
+    ("short", "wall", "wall time", "ms"),
+    ("short", "first", "submit → first text", "ms"),
+    ("short", "cold_first", "cold client: submit → first text", "ms"),
+    ("short", "cold_bytes", "cold client: wire bytes received", "bytes"),
+    ("upload", "wall", "wall time (upload + answer)", "ms"),
+    ("upload", "cpu", "client CPU", "ms"),
+    ("upload", "idle_rss", "peak RSS before the upload", "mb"),
+    ("upload", "peak_rss", "peak RSS after the upload", "mb"),
+    ("concurrent", "wall", "wall time, all 16", "ms"),
+    ("concurrent", "cpu", "client CPU, all 16", "ms"),
+    ("concurrent", "bytes", "wire bytes received, all 16", "bytes"),
+]
+
+
+def fmt(value, kind):
+    if value is None:
+        return "—"
+    if kind == "bytes":
+        return (
+            "%.1f MB" % (value / 1e6) if value >= 1e6 else "%.0f KB" % (value / 1e3) if value >= 1e4 else "%d B" % value
+        )
+    if kind == "mb":
+        return "%.1f MB" % (value / 2**20)
+    if kind == "ms":
+        return "%.1f ms" % (value * 1e3) if value < 0.1 else "%.0f ms" % (value * 1e3)
+    return str(value)
+
+
+def ratio(value, base):
+    if value is None or not base:
+        return ""
+    return " (%.2f×)" % (value / base)
+
+
+def table(summary):
+    header = ["case", "measure"] + [CLIENTS[c][1] for c in CLIENTS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for case, metric, title, kind in ROWS:
+        base = summary["%s/%s" % (BASELINE, case)].get(metric)
+        cells = []
+        for client in CLIENTS:
+            entry = summary["%s/%s" % (client, case)]
+            if not entry.get("ok"):
+                cells.append("failed")
+                continue
+            value = entry.get(metric)
+            cell = fmt(value, kind)
+            if client != BASELINE:
+                cell += ratio(value, base)
+            if entry["ok"] < entry["rounds"]:
+                cell += " †"
+            cells.append(cell)
+        lines.append("| %s | %s | %s |" % (case, title, " | ".join(cells)))
+    imports = summary["imports"]
+    base = imports["qvq_sdk"]
+    lines.append("")
+    lines.append("| import (`python -X importtime`, cumulative) | time | vs `import qvq_sdk` |")
+    lines.append("|---|---|---|")
+    for label, value in imports.items():
+        lines.append("| `import %s` | %.1f ms | %.2f× |" % (label, value / 1e3, value / base))
+    return "\n".join(lines)
+
+
+def failures(summary):
+    notes = []
+    for key, entry in summary.items():
+        if key != "imports" and entry.get("errors"):
+            client, case = key.split("/")
+            notes.append(
+                "%s, %s: %d of %d rounds failed: %s"
+                % (CLIENTS[client][1], case, entry["rounds"] - entry["ok"], entry["rounds"], "; ".join(entry["errors"]))
+            )
+    return notes
+
+
+def targets(summary, image_bytes):
+    def get(client, case, metric):
+        return summary["%s/%s" % (client, case)].get(metric)
+
+    checks = []
+
+    def check(name, value, limit, passed_when_le=True, unit=""):
+        if value is None or limit is None:
+            checks.append((name, None, "no data"))
+            return
+        ok = value <= limit if passed_when_le else value >= limit
+        checks.append((name, ok, "%s vs limit %s%s" % (value, limit, unit)))
+
+    for protocol in ("sdk-queue",):
+        sdk_bytes, raw_bytes = get(protocol, "long", "bytes"), get("raw", "long", "bytes")
+        check(
+            "long answer: wire bytes ≤ 1.05 × raw floor",
+            sdk_bytes and round(sdk_bytes / raw_bytes, 3),
+            1.05,
+            unit="×",
+        )
+    for case in ("long", "fine"):
+        sdk, raw, gc = get(BASELINE, case, "cpu"), get("raw", case, "cpu"), get("gradio_client", case, "cpu")
+        check("%s: client CPU ≤ 1.25 × raw floor" % case, sdk and raw and round(sdk / raw, 2), 1.25, unit="×")
+        check("%s: client CPU ≤ gradio_client / 3" % case, sdk and gc and round(sdk / gc, 2), round(1 / 3, 2), unit="×")
+    for case in ("short", "long", "fine"):
+        sdk, raw = get(BASELINE, case, "first"), get("raw", case, "first")
+        check(
+            "%s: first text ≤ raw floor + 5 ms" % case,
+            sdk is not None and raw is not None and round((sdk - raw) * 1e3, 1),
+            5.0,
+            unit=" ms",
+        )
+    cold, warm = get(BASELINE, "short", "cold_first"), get(BASELINE, "short", "first")
+    raw_cold, raw_warm = get("raw", "short", "cold_first"), get("raw", "short", "first")
+    if None not in (cold, warm, raw_cold, raw_warm):
+        # The cold client's extra time over its warm self, against the raw floor's (one /config each).
+        check(
+            "cold client: extra time ≤ the raw floor's (one /config) + 5 ms",
+            round((cold - warm) * 1e3, 1),
+            round((raw_cold - raw_warm) * 1e3 + 5, 1),
+            unit=" ms",
+        )
+    imports = summary["imports"]
+    check("import qvq_sdk ≤ 1.3 × import requests", round(imports["qvq_sdk"] / imports["requests"], 2), 1.3, unit="×")
+    idle, peak = get(BASELINE, "upload", "idle_rss"), get(BASELINE, "upload", "peak_rss")
+    check(
+        "20 MB upload: peak RSS ≤ idle + 2.5 × image",
+        idle and peak and round((peak - idle) / image_bytes, 2),
+        2.5,
+        unit="× the image over idle",
+    )
+    sdk, raw = get(BASELINE, "concurrent", "wall"), get("raw", "concurrent", "wall")
+    check("16 concurrent chats: wall ≤ 1.10 × raw floor", sdk and raw and round(sdk / raw, 2), 1.10, unit="×")
+    return checks
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            memory = "%.0f GiB" % (int(f.readline().split()[1]) / 2**20)
+    except (OSError, ValueError, IndexError):
+        memory = "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": "%s %s" % (platform.system(), platform.release()),
+        "python": platform.python_version(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one round")
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset")
+    parser.add_argument("--no-chart", action="store_true")
+    args = parser.parse_args(argv)
+    rounds = 1 if args.quick else args.rounds
+    clients = [c for c in args.clients.split(",") if c]
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = set(clients) - set(CLIENTS) | set(cases) - set(CASES)
+    if unknown:
+        parser.error("unknown client or case: %s" % ", ".join(sorted(unknown)))
+
+    servers = load_servers()
+    base_python = servers.find_gradio_python()
+    os.makedirs(VENVS, exist_ok=True)
+    os.makedirs(RESULTS, exist_ok=True)
+    for name in VENV_SPECS:
+        ensure_venv(name, base_python)
+    install_sdk()
+    servers.ensure_venv(GRADIO)
+    image = os.path.join(RESULTS, "image-%dx%d.png" % (IMAGE_SIDE, IMAGE_SIDE))
+    make_png(image)
+    image_bytes = os.path.getsize(image)
+    env = client_env()
+    versions = {
+        "gradio (server)": GRADIO,
+        "qvq-sdk": "%s (%s)" % (installed_version("sdk", "qvq-sdk"), checkout_state()),
+        "requests": installed_version("sdk", "requests"),
+        "sseclient-py": installed_version("sdk", "sseclient-py"),
+        "gradio_client": installed_version("gradio_client", "gradio_client"),
+        "g4f": installed_version("g4f", "g4f"),
+        "aiohttp (g4f)": installed_version("g4f", "aiohttp"),
+    }
+    print("versions: " + ", ".join("%s %s" % kv for kv in versions.items()), flush=True)
+
+    runs, imports = [], {label: [] for label, _, _ in IMPORTS}
+    for _, venv, module in IMPORTS:
+        import_time(venv, module, env)  # compile the .pyc files first
+    started = time.monotonic()
+    with servers.start_server(GRADIO, mode="stream", concurrency=CONCURRENCY) as server:
+        proxy = CountingProxy(server.port)
+        for client in clients:  # warm the server and the disk cache; not measured
+            run_worker(client, "short", proxy, image, env)
+        for round_number in range(rounds):
+            for case in cases:
+                shift = round_number % len(clients)
+                for client in clients[shift:] + clients[:shift]:
+                    result = run_worker(client, case, proxy, image, env)
+                    result["round"] = round_number
+                    runs.append(result)
+                    problem = result.get("failed") or next(
+                        (c["error"] for c in result.get("chats", []) if "error" in c), None
+                    )
+                    warm = {k: warm_figure(result, k) for k in ("cpu", "wall", "bytes", "first")} if not problem else {}
+                    print(
+                        "round %d  %-10s %-13s %s"
+                        % (
+                            round_number + 1,
+                            case,
+                            client,
+                            "FAILED: " + problem
+                            if problem
+                            else "cpu %6.0f ms  wall %6.0f ms  bytes %9d  first %s"
+                            % (
+                                warm["cpu"] * 1e3,
+                                warm["wall"] * 1e3,
+                                warm["bytes"],
+                                "%.1f ms" % (warm["first"] * 1e3) if warm.get("first") is not None else "—",
+                            ),
+                        ),
+                        flush=True,
+                    )
+            for label, venv, module in IMPORTS:
+                for _ in range(3):
+                    imports[label].append(import_time(venv, module, env))
+    print("measured in %.0f s" % (time.monotonic() - started), flush=True)
+
+    full = clients == list(CLIENTS) and cases == CASES
+    summary = summarize(runs, imports)
+    result = {
+        "command": "python benchmarks/run.py" + (" --quick" if args.quick else " --rounds %d" % rounds),
+        "rounds": rounds,
+        "machine": machine(),
+        "versions": versions,
+        "image_bytes": image_bytes,
+        "summary": summary,
+        "runs": runs,
+        "imports": imports,
+    }
+    measured_only = {k: v for k, v in summary.items() if k == "imports" or v.get("rounds")}
+    rendered = table(summary) if full else json.dumps(measured_only, indent=1)
+    checks = targets(summary, image_bytes) if full else []
+    result["targets"] = [{"target": n, "met": ok, "figures": why} for n, ok, why in checks]
+    name = "results.json" if full else "results-partial.json"  # a partial run keeps the full one
+    with open(os.path.join(RESULTS, name), "w") as f:
+        json.dump(result, f, indent=1)
+    lines = [rendered, ""]
+    lines += ["† some rounds failed: " + note for note in failures(summary)]
+    lines += ["", "Targets (qvq-sdk queue, warm client, medians of %d rounds):" % rounds]
+    lines += ["- [%s] %s: %s" % ({True: "met", False: "MISSED", None: "?"}[ok], n, why) for n, ok, why in checks]
+    text = "\n".join(lines)
+    if full:
+        with open(os.path.join(RESULTS, "table.md"), "w") as f:
+            f.write(text + "\n")
+    print()
+    print(text)
+    if full and not args.no_chart:
+        subprocess.check_call(
+            [python_of("chart"), os.path.join(HERE, "chart.py"), os.path.join(RESULTS, "results.json"), CHART]
+        )
+        print("chart: %s" % os.path.relpath(CHART, REPO))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""One benchmark client process: runs one client on one case and prints its figures as JSON.
+
+Started by ``run.py`` under the client's own venv; not meant to be run by hand, though it can
+be (``python worker.py sdk-queue long --base-url http://127.0.0.1:7860``).
+
+Clients (each written the way its documentation shows a user to write it):
+
+- ``sdk-queue`` / ``sdk-call``: ``QVQClient(base_url=..., protocol=...).chat(...)`` iterated.
+- ``gradio_client``: ``Client(url).submit(image, prompt, api_name="/generate")`` iterated.
+- ``g4f``: ``Qwen_QVQ_72B.create_async_generator(...)`` (g4f 0.5.3.1), its ``url`` pointed here.
+- ``raw``: the floor. Plain ``requests``: ``POST /queue/join``, then ``GET /queue/data`` read
+  with ``iter_lines`` and ``json.loads`` per event; the text is the appended pieces.
+
+Cases: ``short``, ``long``, ``fine``, ``upload``, ``concurrent`` (see ``run.py``). Each case does
+a cold chat and then a warm one in the same process (the client's second chat); ``upload``
+does a text chat and then the image chat; ``concurrent`` does a text chat and then N chats at once.
+
+Figures per chat: wall seconds, client CPU seconds (``getrusage(RUSAGE_SELF)`` user + sys, so
+a client's background threads count), seconds from the submit call to the first text, bytes
+the server sent (read from the byte-counting proxy's control port), characters of answer.
+Per process: peak RSS (``ru_maxrss``), and for ``upload`` the peak before the image chat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import sys
+import threading
+import time
+
+PROMPTS = {
+    "short": "words 10",
+    "long": "words 20000 400",
+    "fine": "words 5000",
+    "warmup": "words 10",
+    "upload": "describe",
+    "concurrent": "words 2000 200",
+}
+#: warm chats after the cold one (their median is the process's warm figure)
+WARM_CHATS = {"short": 3, "long": 3, "fine": 1}
+EXPECTED_CHARS = {"words 10": 29, "words 20000 400": 128889, "words 5000": 28889, "words 2000 200": 10889}
+
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_bytes():
+    """This process's peak RSS. ``ru_maxrss`` would do, but Linux carries the parent's RSS at
+    fork into it across exec, so it reads the same figure, ``VmHWM``, for this process alone."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def wire_bytes(counter_port):
+    """Bytes the server has sent through the proxy so far (0 when run without one)."""
+    if not counter_port:
+        return 0
+    with socket.create_connection(("127.0.0.1", counter_port)) as sock:
+        return int(sock.makefile().readline())
+
+
+# -- the clients: each returns chat(prompt, image_path) -> (text, first_text_seconds) -------------
+
+
+def make_sdk(base_url, protocol):
+    from qvq_sdk import QVQClient
+
+    client = QVQClient(False, base_url=base_url, protocol=protocol)
+
+    def chat(prompt, image=None):
+        started = time.perf_counter()
+        first = None
+        pieces = []
+        for piece in client.chat(prompt, images=image):
+            if first is None:
+                first = time.perf_counter() - started
+            pieces.append(piece)
+        return "".join(pieces), first
+
+    return chat
+
+
+def make_gradio_client(base_url):
+    from gradio_client import Client, handle_file
+
+    client = Client(base_url, verbose=False)
+
+    def chat(prompt, image=None):
+        started = time.perf_counter()
+        first = None
+        text = ""
+        job = client.submit(handle_file(image) if image else None, prompt, api_name="/generate")
+        for output in job:
+            if first is None and output:
+                first = time.perf_counter() - started
+            text = output
+        return text or job.result(), first
+
+    return chat
+
+
+def make_g4f(base_url):
+    import asyncio
+
+    import g4f.debug
+    from g4f.Provider.hf_space.Qwen_QVQ_72B import Qwen_QVQ_72B
+
+    g4f.debug.version_check = False
+    Qwen_QVQ_72B.url = base_url  # the provider builds every URL from this class attribute
+    loop = asyncio.new_event_loop()
+
+    async def run(prompt, image):
+        started = time.perf_counter()
+        first = None
+        pieces = []
+        media = [(image, os.path.basename(image))] if image else None
+        messages = [{"role": "user", "content": prompt}]
+        async for piece in Qwen_QVQ_72B.create_async_generator(Qwen_QVQ_72B.default_model, messages, media=media):
+            if first is None and piece:
+                first = time.perf_counter() - started
+            pieces.append(piece)
+        return "".join(pieces), first
+
+    def chat(prompt, image=None):
+        return loop.run_until_complete(run(prompt, image))
+
+    chat.run = run  # the concurrent case gathers coroutines on the same loop
+    chat.loop = loop
+    return chat
+
+
+def make_raw(base_url):
+    import requests
+
+    state = {}
+    local = threading.local()
+
+    def session():
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return local.session
+
+    def chat(prompt, image=None):
+        started = time.perf_counter()
+        http = session()
+        if not state:
+            config = http.get(base_url + "/config").json()
+            state["prefix"] = base_url + config.get("api_prefix", "")
+            state["fn_index"] = next(
+                i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name") == "generate"
+            )
+        prefix = state["prefix"]
+        image_data = None
+        if image:
+            with open(image, "rb") as f:
+                paths = http.post(prefix + "/upload", files={"files": f}).json()
+            image_data = {"path": paths[0], "meta": {"_type": "gradio.FileData"}}
+        session_hash = os.urandom(8).hex()
+        http.post(
+            prefix + "/queue/join",
+            json={"data": [image_data, prompt], "fn_index": state["fn_index"], "session_hash": session_hash},
+        ).raise_for_status()
+        first = None
+        pieces = []
+        with http.get(prefix + "/queue/data", params={"session_hash": session_hash}, stream=True) as response:
+            for line in response.iter_lines(chunk_size=65536):
+                if not line.startswith(b"data:"):
+                    continue
+                message = json.loads(line[5:])
+                kind = message["msg"]
+                if kind == "process_generating" or kind == "process_completed":
+                    value = message["output"]["data"][0]
+                    if isinstance(value, str):
+                        pieces = [value]
+                    else:
+                        pieces.extend(edit[2] for edit in value)
+                    if first is None and pieces:
+                        first = time.perf_counter() - started
+                    if kind == "process_completed":
+                        break
+        return "".join(pieces), first
+
+    return chat
+
+
+def make_client(name, base_url):
+    if name == "sdk-queue":
+        return make_sdk(base_url, "queue")
+    if name == "sdk-call":
+        return make_sdk(base_url, "call")
+    if name == "gradio_client":
+        return make_gradio_client(base_url)
+    if name == "g4f":
+        return make_g4f(base_url)
+    if name == "raw":
+        return make_raw(base_url)
+    raise SystemExit("unknown client %r" % name)
+
+
+# -- the cases ---------------------------------------------------------------------------------
+
+
+def measured(chat, prompt, counter_port, image=None):
+    bytes_before = wire_bytes(counter_port)
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    error = None
+    try:
+        text, first = chat(prompt, image)
+    except Exception as exc:  # a client that fails a case is reported, not fatal
+        text, first, error = "", None, "%s: %s" % (type(exc).__name__, str(exc)[:200])
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
+    result = {
+        "wall": wall,
+        "cpu": cpu,
+        "first": first,
+        "bytes": wire_bytes(counter_port) - bytes_before,
+        "chars": len(text),
+    }
+    expected = EXPECTED_CHARS.get(prompt)
+    if error is None and expected is not None and len(text) != expected:
+        error = "answer has %d characters, expected %d" % (len(text), expected)
+    if error is None and image and "image: none" in text:
+        error = "the image did not arrive: %r" % text[:80]
+    if error:
+        result["error"] = error
+    return result
+
+
+def run_concurrent(name, chat, count, counter_port):
+    prompt = PROMPTS["concurrent"]
+    bytes_before = wire_bytes(counter_port)
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    errors = []
+    lengths = []
+    if name == "g4f":
+        import asyncio
+
+        async def everything():
+            return await asyncio.gather(*(chat.run(prompt, None) for _ in range(count)), return_exceptions=True)
+
+        for outcome in chat.loop.run_until_complete(everything()):
+            if isinstance(outcome, Exception):
+                errors.append("%s: %s" % (type(outcome).__name__, outcome))
+            else:
+                lengths.append(len(outcome[0]))
+    else:
+        lock = threading.Lock()
+
+        def one():
+            try:
+                text, _ = chat(prompt, None)
+            except Exception as exc:
+                with lock:
+                    errors.append("%s: %s" % (type(exc).__name__, exc))
+                return
+            with lock:
+                lengths.append(len(text))
+
+        threads = [threading.Thread(target=one) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    wall = time.perf_counter() - started
+    result = {
+        "wall": wall,
+        "cpu": cpu_seconds() - cpu_before,
+        "first": None,
+        "bytes": wire_bytes(counter_port) - bytes_before,
+        "chars": sum(lengths),
+    }
+    bad = [n for n in lengths if n != EXPECTED_CHARS[prompt]]
+    if errors or bad:
+        result["error"] = "; ".join(errors[:2] + ["%d short answers" % len(bad)] * bool(bad))
+    return result
+
+
+def main(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("client")
+    parser.add_argument("case", choices=["short", "long", "fine", "upload", "concurrent"])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--counter-port", type=int, default=0)
+    parser.add_argument("--image")
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    chat = make_client(args.client, args.base_url)
+    out = {"client": args.client, "case": args.case, "setup": time.perf_counter() - started}
+    if args.case in ("short", "long", "fine"):
+        prompt = PROMPTS[args.case]
+        out["chats"] = [measured(chat, prompt, args.counter_port) for _ in range(1 + WARM_CHATS[args.case])]
+    elif args.case == "upload":
+        warm = measured(chat, PROMPTS["warmup"], args.counter_port)
+        out["idle_rss"] = peak_rss_bytes()
+        out["chats"] = [warm, measured(chat, PROMPTS["upload"], args.counter_port, image=args.image)]
+    else:
+        warm = measured(chat, PROMPTS["warmup"], args.counter_port)
+        out["chats"] = [warm, run_concurrent(args.client, chat, args.concurrency, args.counter_port)]
+    out["peak_rss"] = peak_rss_bytes()
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # don't wait for a client's leftover background threads
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,98 @@
+"""Fixtures of the fault tests: a FaultSpace (faultspace.py) per test, a client for it, and a
+time limit on every test.
+
+Each test gets a fresh server on 127.0.0.1 and stops it at the end (all its threads joined,
+all its sockets closed). No test can hang: ``time_limit`` (autouse) fails any test still
+running after ``TEST_TIME_LIMIT`` seconds, by SIGALRM in the main thread, which interrupts a
+blocked socket read. The SDK's retry sleeps are recorded instead of slept.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import types
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from faultspace import TOKEN, FaultSpace
+
+from qvq_sdk import QVQClient
+
+TEST_TIME_LIMIT = 30.0
+
+
+@pytest.fixture(autouse=True)
+def time_limit():
+    """Fails the test, wherever it is blocked, once it has run TEST_TIME_LIMIT seconds."""
+
+    def expire(signum, frame):
+        pytest.fail("the test ran longer than %g s: something hangs" % TEST_TIME_LIMIT, pytrace=True)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No token, base URL or proxy from the environment; 127.0.0.1 is always reached directly."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "QVQ_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch):
+    """The retry delays the SDK asked for, recorded instead of slept (the clock is real)."""
+    delays = []
+    clock = types.SimpleNamespace(
+        sleep=delays.append, monotonic=time.monotonic, perf_counter=time.perf_counter, time=time.time
+    )
+    monkeypatch.setattr("qvq_sdk._transport.time", clock)
+    return delays
+
+
+@pytest.fixture
+def space():
+    """A FaultSpace, healthy until the test scripts a fault; stopped (and checked) at the end."""
+    with FaultSpace() as server:
+        yield server
+    assert server.errors == [], "the FaultSpace itself failed: %r" % server.errors
+
+
+@pytest.fixture
+def other_host():
+    """A second FaultSpace: another origin (port), for redirects."""
+    with FaultSpace() as server:
+        yield server
+    assert server.errors == []
+
+
+@pytest.fixture
+def make_client(space):
+    """``make_client(protocol, **options)``: a client of ``space`` with the token and short timeouts."""
+    clients = []
+
+    def make(protocol="queue", **options):
+        options.setdefault("token", TOKEN)
+        options.setdefault("timeout", (2, 5))
+        options.setdefault("base_url", space.base_url)
+        client = QVQClient(protocol=protocol, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
