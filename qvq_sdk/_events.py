@@ -93,7 +93,7 @@ class TextUpdate:
         if buffer is None:
             buffer = TextBuffer(delta)
         self._buffer = buffer
-        self._count = buffer.count
+        self._count = len(buffer._pieces)
 
     @property
     def text(self) -> str:

@@ -105,9 +105,10 @@ class _TextTracker:
             raise StreamError(f"The Space sent a malformed diff: appended a {type(delta).__name__}, not text.")
         if not delta:
             return None
-        self._buffer.append(delta)
+        buffer = self._buffer
+        buffer._pieces.append(delta)
         self._whole = None
-        return TextUpdate(delta, buffer=self._buffer)
+        return TextUpdate(delta, buffer=buffer)
 
     def apply_edits(self, edits: Any) -> List[TextUpdate]:
         """Applies a Gradio diff: a list of ``[op, path, value]`` edits."""
@@ -161,15 +162,6 @@ def _first_output(output: Any, where: str) -> Any:
     return data[0]
 
 
-def _single_append(output: Any) -> Optional[str]:
-    """The text of a diff that is exactly one ``["append", [], text]`` edit, else None."""
-    if type(output) is list and len(output) == 1:
-        edit = output[0]
-        if type(edit) is list and len(edit) == 3 and edit[0] == "append" and edit[1] == [] and type(edit[2]) is str:
-            return edit[2]
-    return None
-
-
 def _number(value: Any) -> Optional[float]:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
@@ -216,20 +208,28 @@ class QueueDecoder(_Decoder):
         self._event_id = event_id
 
     def feed(self, data: str) -> List[Event]:
-        message = _load_json(data)
-        kind = message.get("msg") if isinstance(message, dict) else None
+        try:
+            message = json.loads(data)
+        except (ValueError, RecursionError):
+            message = None
+        kind = message.get("msg") if type(message) is dict else None
         if not isinstance(kind, str):
+            _load_json(data)  # says why, when it is not JSON at all
             raise StreamError(f"The Space sent a message of an unexpected shape: {excerpt(data)!r}")
         event_id = message.get("event_id")
         if self.done or (event_id is not None and self._event_id is not None and event_id != self._event_id):
             return []
         if kind == "process_generating":
-            output = _first_output(message.get("output"), kind)
-            appended = _single_append(output)
-            if appended is not None:  # the common case, once per update of a long answer
-                update = self._text.append(appended)
-                return [] if update is None else [update]
-            return list(self._text.apply_output(output))
+            output: Any = message.get("output")
+            outputs = output.get("data") if type(output) is dict else None
+            value = outputs[0] if type(outputs) is list and outputs else _first_output(output, kind)
+            # The common case, once per update of a long answer: one ["append", [], text] edit.
+            if type(value) is list and len(value) == 1:
+                edit = value[0]
+                if type(edit) is list and len(edit) == 3 and edit[0] == "append" and edit[1] == [] and edit[2]:
+                    update = self._text.append(edit[2])
+                    return [] if update is None else [update]
+            return list(self._text.apply_output(value))
         if kind == "estimation":
             return [
                 QueuePosition(

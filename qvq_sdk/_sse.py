@@ -35,6 +35,9 @@ def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
                 continue
             at_start = False
             chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+        if not pending and chunk[-1:] == b"\n":  # the usual case: one whole event
+            yield chunk
+            continue
         cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
         if not cut:
             if chunk:
@@ -57,15 +60,11 @@ def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def iter_events(chunks: Iterable[bytes]) -> Iterator[Tuple[str, str]]:
     """``(event name, data)`` for each server-sent event in the byte stream."""
     client = sseclient.SSEClient(whole_lines(chunks))
-    events = client.events()
-    while True:
-        try:
-            event = next(events)
-        except StopIteration:
-            return
-        except UnicodeDecodeError as exc:
-            raise StreamError(
-                f"The Space sent bytes that are not UTF-8 text ({exc.reason} at byte {exc.start} "
-                "of a line); the stream is corrupt. Retry the request."
-            ) from None
-        yield event.event, event.data
+    try:
+        for event in client.events():
+            yield event.event, event.data
+    except UnicodeDecodeError as exc:
+        raise StreamError(
+            f"The Space sent bytes that are not UTF-8 text ({exc.reason} at byte {exc.start} "
+            "of a line); the stream is corrupt. Retry the request."
+        ) from None

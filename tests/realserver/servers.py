@@ -158,6 +158,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _port_is_free(port):
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _tail(path, lines=40):
     try:
         with open(path, errors="replace") as f:
@@ -270,6 +279,8 @@ def start_server(
     os.makedirs(gradio_tmp, exist_ok=True)
     log_path = os.path.join(work, "server.log")
     attempts = 1 if port else 3  # a picked free port can be taken before gradio binds it
+    if port and not _port_is_free(port):
+        raise HarnessError("port %d on 127.0.0.1 is already in use: pick another with --port" % port)
     for attempt in range(attempts):
         use_port = port or free_port()
         cmd = [
