@@ -30,6 +30,7 @@ HIDDEN_BY_CALL_PROTOCOL = (
 )
 
 _EXCERPT = 120
+_APP_MESSAGE_CHARS = 2000  # an app's message is quoted whole in str(error) up to this length
 _QUOTA_MARKERS = ("gpu quota", "requested gpu duration")
 _RETRY_IN = re.compile(r"retry in (?:(\d+):)?(\d{1,2}):(\d{2})", re.IGNORECASE)
 
@@ -62,15 +63,16 @@ def app_error(message: Any, *, hidden_because: str) -> AppError:
     if not isinstance(message, str) or not message.strip():
         return AppError(f"The Space's app failed without saying why: {hidden_because}")
     text = clean_app_message(message)
+    said = text if len(text) <= _APP_MESSAGE_CHARS else excerpt(text, _APP_MESSAGE_CHARS)  # .message keeps it all
     if any(marker in text.lower() for marker in _QUOTA_MARKERS):
         retry_after = parse_retry_in(text)
         when = f"retry in {retry_after:.0f} s" if retry_after is not None else "retry later"
         return QuotaExceededError(
-            f"The Space is out of GPU quota: {text} ({when}, or use the token of an account with more quota).",
+            f"The Space is out of GPU quota: {said} ({when}, or use the token of an account with more quota).",
             message=text,
             retry_after=retry_after,
         )
-    return AppError(f"The Space's app failed: {text}", message=text)
+    return AppError(f"The Space's app failed: {said}", message=text)
 
 
 class _TextTracker:
