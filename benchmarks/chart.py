@@ -13,15 +13,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-CLIENTS = ["raw", "sdk-queue", "sdk-call", "gradio_client", "g4f"]
+CLIENTS = ["raw", "raw-timeout", "sdk-queue", "sdk-call", "gradio_client", "g4f"]
 LABELS = {
     "raw": "raw floor",
+    "raw-timeout": "raw floor + timeout",
     "sdk-queue": "qvq-sdk queue",
     "sdk-call": "qvq-sdk call",
     "gradio_client": "gradio_client",
     "g4f": "g4f 0.5.3.1",
 }
-COLORS = {"raw": "#9e9e9e", "sdk-queue": "#1f77b4", "sdk-call": "#6baed6", "gradio_client": "#ff7f0e", "g4f": "#d62728"}
+COLORS = {
+    "raw": "#9e9e9e",
+    "raw-timeout": "#5f5f5f",
+    "sdk-queue": "#1f77b4",
+    "sdk-call": "#6baed6",
+    "gradio_client": "#ff7f0e",
+    "g4f": "#d62728",
+}
 PANELS = [
     # (title, case, metric, scale, unit, log)
     ("Long answer: client CPU", "long", "cpu", 1e3, "ms", False),
@@ -87,7 +95,7 @@ def main(source, target):
         fontsize=9,
         va="center",
     )
-    fig.suptitle("qvq-sdk vs gradio_client, the g4f reference provider and a raw-requests floor", fontsize=12)
+    fig.suptitle("qvq-sdk vs gradio_client, the g4f reference provider and raw-requests floors", fontsize=12)
     fig.tight_layout()
     fig.savefig(target, dpi=90)
 

@@ -9,7 +9,10 @@ Clients (each written the way its documentation shows a user to write it):
 - ``gradio_client``: ``Client(url).submit(image, prompt, api_name="/generate")`` iterated.
 - ``g4f``: ``Qwen_QVQ_72B.create_async_generator(...)`` (g4f 0.5.3.1), its ``url`` pointed here.
 - ``raw``: the floor. Plain ``requests``: ``POST /queue/join``, then ``GET /queue/data`` read
-  with ``iter_lines`` and ``json.loads`` per event; the text is the appended pieces.
+  with ``iter_lines`` and ``json.loads`` per event; the text is the appended pieces. No timeout.
+- ``raw-timeout``: the same floor with ``timeout=(10, 60)`` on every request, qvq-sdk's
+  default. A socket with a timeout makes CPython ``poll`` before every ``recv``, so this floor
+  pays what any client with a read timeout pays.
 
 Cases: ``short``, ``long``, ``fine``, ``upload``, ``concurrent`` (see ``run.py``). Each case does
 a cold chat and then a warm one in the same process (the client's second chat); ``upload``
@@ -137,7 +140,11 @@ def make_g4f(base_url):
     return chat
 
 
-def make_raw(base_url):
+#: the (connect, read) timeout of the ``raw-timeout`` floor: qvq-sdk's default
+RAW_TIMEOUT = (10, 60)
+
+
+def make_raw(base_url, timeout=None):
     import requests
 
     state = {}
@@ -152,7 +159,7 @@ def make_raw(base_url):
         started = time.perf_counter()
         http = session()
         if not state:
-            config = http.get(base_url + "/config").json()
+            config = http.get(base_url + "/config", timeout=timeout).json()
             state["prefix"] = base_url + config.get("api_prefix", "")
             state["fn_index"] = next(
                 i for i, dep in enumerate(config["dependencies"]) if dep.get("api_name") == "generate"
@@ -161,16 +168,18 @@ def make_raw(base_url):
         image_data = None
         if image:
             with open(image, "rb") as f:
-                paths = http.post(prefix + "/upload", files={"files": f}).json()
+                paths = http.post(prefix + "/upload", files={"files": f}, timeout=timeout).json()
             image_data = {"path": paths[0], "meta": {"_type": "gradio.FileData"}}
         session_hash = os.urandom(8).hex()
         http.post(
             prefix + "/queue/join",
             json={"data": [image_data, prompt], "fn_index": state["fn_index"], "session_hash": session_hash},
+            timeout=timeout,
         ).raise_for_status()
         first = None
         pieces = []
-        with http.get(prefix + "/queue/data", params={"session_hash": session_hash}, stream=True) as response:
+        data_url = prefix + "/queue/data"
+        with http.get(data_url, params={"session_hash": session_hash}, stream=True, timeout=timeout) as response:
             for line in response.iter_lines(chunk_size=65536):
                 if not line.startswith(b"data:"):
                     continue
@@ -202,6 +211,8 @@ def make_client(name, base_url):
         return make_g4f(base_url)
     if name == "raw":
         return make_raw(base_url)
+    if name == "raw-timeout":
+        return make_raw(base_url, timeout=RAW_TIMEOUT)
     raise SystemExit("unknown client %r" % name)
 
 
