@@ -158,6 +158,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _die_with_parent():
+    """In the child: on Linux, be sent SIGTERM if the test process dies without stopping us.
+
+    (Linux ties this to the thread that started the child: start servers from the main thread.)
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _port_is_free(port):
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         try:
@@ -310,6 +322,7 @@ def start_server(
             env=_server_env(gradio_tmp),
             cwd=work,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir, log_path, process)
