@@ -8,6 +8,7 @@ events (:mod:`qvq_sdk._sse`) → typed events (:mod:`qvq_sdk._protocol`) → tex
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -37,7 +38,7 @@ from ._messages import Messages, parse_messages
 from ._protocol import CallDecoder, QueueDecoder, excerpt
 from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url, stage_advice
 from ._sse import iter_events
-from ._transport import Deadline, Transport, body_excerpt
+from ._transport import Deadline, Stream, Transport
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
 PROTOCOLS = ("queue", "call")
@@ -252,14 +253,13 @@ class QVQClient:
     def _download(self, url: str, where: str, deadline: Deadline) -> bytes:
         """Fetches an image URL through the client's session, without the token."""
         try:
-            response = self._transport.request(
+            return self._transport.content(
                 "GET", url, credentials="none", headers={"Accept": "image/*"}, deadline=deadline
             )
         except APIStatusError as exc:
             raise InputError(
                 f"{where}: the image URL {describe_url(url)} answered HTTP {exc.status_code}.", input=where
             ) from None
-        return response.content
 
     # -- talking to the Space ------------------------------------------------------------
 
@@ -269,20 +269,9 @@ class QVQClient:
             with self._config_lock:
                 if self._config is None:
                     url = f"{self.base_url}/config"
-                    response = self._transport.request("GET", url, deadline=deadline)
-                    self._config = parse_config(self._json(response, url), url)
+                    self._config = parse_config(self._transport.json("GET", url, deadline=deadline), url)
                 config = self._config
         return config
-
-    @staticmethod
-    def _json(response: requests.Response, url: str) -> Any:
-        try:
-            return response.json()
-        except (ValueError, RecursionError):
-            raise StreamError(
-                f"{url} answered with something that is not JSON ({excerpt(response.text)!r}); "
-                "is the address a Gradio app?"
-            ) from None
 
     def _upload(self, config: SpaceConfig, chat: _Chat) -> Dict[str, Any]:
         image = chat.image
@@ -295,11 +284,10 @@ class QVQClient:
             )
         url = f"{self.base_url}{config.api_prefix}/upload"
         files = [("files", (image.filename, image.data, image.mime_type))]
-        response = self._transport.request("POST", url, files=files, deadline=chat.deadline)
-        paths = self._json(response, url)
+        paths = self._transport.json("POST", url, files=files, deadline=chat.deadline)
         if not isinstance(paths, list) or len(paths) != 1 or not isinstance(paths[0], str):
             raise StreamError(
-                f"The Space's upload answered {excerpt(response.text)!r} instead of one file path; "
+                f"The Space's upload answered {excerpt(json.dumps(paths))!r} instead of one file path; "
                 "the image was not stored. Retry the request."
             )
         return {"path": paths[0], "orig_name": image.filename, "meta": {"_type": "gradio.FileData"}}
@@ -326,8 +314,7 @@ class QVQClient:
         """Adds what Hugging Face says of the Space's state to a 404 or 503 error."""
         url = f"{HUB_API}/spaces/{self.space}/runtime"
         try:
-            response = self._transport.request("GET", url, retry=False, credentials="hub", deadline=deadline)
-            stage = response.json().get("stage")
+            stage = self._transport.json("GET", url, retry=False, credentials="hub", deadline=deadline).get("stage")
         except APIStatusError as lookup_error:
             if lookup_error.status_code in (401, 404):
                 error.args = (f"{error} Hugging Face knows no Space {self.space!r} (or it is private: pass a token).",)
@@ -354,46 +341,43 @@ class QVQClient:
             "event_data": None,
             "trigger_id": None,
         }
-        event_id = self._event_id(self._transport.request("POST", url, json=payload, deadline=deadline), url)
+        event_id = self._event_id(self._transport.json("POST", url, json=payload, deadline=deadline), url)
         decoder = QueueDecoder(event_id)
-        response = self._transport.open_stream(
+        stream = self._transport.open_stream(
             f"{prefix}/queue/data", deadline=deadline, params={"session_hash": session_hash}
         )
-        yield from self._read(response, decoder, lambda name, data: decoder.feed(data), deadline)
+        yield from self._read(stream, decoder, lambda name, data: decoder.feed(data))
 
     def _call_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
         url = f"{self.base_url}{config.api_prefix}/call/{config.api_name}"
-        event_id = self._event_id(self._transport.request("POST", url, json={"data": data}, deadline=deadline), url)
+        event_id = self._event_id(self._transport.json("POST", url, json={"data": data}, deadline=deadline), url)
         decoder = CallDecoder()
-        response = self._transport.open_stream(f"{url}/{event_id}", deadline=deadline)
-        yield from self._read(response, decoder, decoder.feed, deadline)
+        stream = self._transport.open_stream(f"{url}/{event_id}", deadline=deadline)
+        yield from self._read(stream, decoder, decoder.feed)
 
-    def _event_id(self, response: requests.Response, url: str) -> str:
-        body = self._json(response, url)
+    @staticmethod
+    def _event_id(body: Any, url: str) -> str:
         event_id = body.get("event_id") if isinstance(body, dict) else None
         if not isinstance(event_id, str) or not event_id:
-            raise StreamError(f"{url} answered {excerpt(response.text)!r} without an event_id. Retry the request.")
+            raise StreamError(f"{url} answered {excerpt(json.dumps(body))!r} without an event_id. Retry the request.")
         return event_id
 
     def _read(
         self,
-        response: requests.Response,
+        stream: Stream,
         decoder: Union[QueueDecoder, CallDecoder],
         feed: Callable[[str, str], List[Event]],
-        deadline: Deadline,
     ) -> Generator[Event, None, None]:
         started = time.perf_counter()
-        received = [0]  # bytes, counted by the transport
         events = 0
         outcome = "ended early"
         try:
-            content_type = response.headers.get("Content-Type", "")
-            if not content_type.startswith("text/event-stream"):
+            if not stream.content_type.startswith("text/event-stream"):
                 raise StreamError(
-                    f"The Space answered with {content_type or 'no content type'} instead of an event "
-                    f"stream ({body_excerpt(response, streamed=True)!r})."
+                    f"The Space answered with {stream.content_type or 'no content type'} instead of an event "
+                    f"stream ({stream.excerpt()!r})."
                 )
-            for name, data in iter_events(self._transport.iter_bytes(response, deadline, received)):
+            for name, data in iter_events(stream.chunks()):
                 events += 1
                 yield from feed(name, data)
                 if decoder.done:
@@ -407,13 +391,13 @@ class QVQClient:
             outcome = f"failed ({type(error).__name__})"
             raise
         finally:
-            self._transport.release(response)
+            stream.close()
             logger.debug(
                 "stream %s %s: %d events, %d bytes in %.3fs",
-                response.url.split("?", 1)[0],
+                stream.url,
                 outcome,
                 events,
-                received[0],
+                stream.received[0],
                 time.perf_counter() - started,
             )
 

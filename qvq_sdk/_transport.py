@@ -40,6 +40,7 @@ from .errors import (
     NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
+    StreamError,
 )
 
 logger = logging.getLogger("qvq_sdk")
@@ -369,9 +370,24 @@ class Transport:
             f"Could not talk to {host}: {_reason(exc)}. Check the network and the Space's address, then retry."
         )
 
+    def json(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Sends a request (as :meth:`request`) and returns its JSON body."""
+        response = self.request(method, url, **kwargs)
+        try:
+            return response.json()
+        except (ValueError, RecursionError):
+            raise StreamError(
+                f"{_loggable(url)} answered with something that is not JSON ({excerpt(response.text)!r}); "
+                "is the address a Gradio app?"
+            ) from None
+
+    def content(self, method: str, url: str, **kwargs: Any) -> bytes:
+        """Sends a request (as :meth:`request`) and returns its body."""
+        return self.request(method, url, **kwargs).content
+
     # -- streaming ---------------------------------------------------------------------
 
-    def open_stream(self, url: str, deadline: Deadline = NO_DEADLINE, **kwargs: Any) -> requests.Response:
+    def open_stream(self, url: str, deadline: Deadline = NO_DEADLINE, **kwargs: Any) -> Stream:
         """GETs an event stream (never retried) and registers it so close() can abort it."""
         response = self.request(
             "GET",
@@ -385,7 +401,7 @@ class Transport:
         with self._lock:
             if not self._closed:
                 self._streams.add(response)
-                return response
+                return Stream(self, response, deadline)
         response.close()
         raise APIConnectionError("The client was closed; nothing more is sent.")
 
@@ -450,6 +466,28 @@ class Transport:
             _abort(response)
         if self._owns_session:
             self._session.close()
+
+
+class Stream:
+    """An open event stream: its content type, its bytes as they arrive, and closing it."""
+
+    def __init__(self, transport: Transport, response: requests.Response, deadline: Deadline) -> None:
+        self._transport = transport
+        self._response = response
+        self._deadline = deadline
+        self.url = response.url.split("?", 1)[0]
+        self.content_type = response.headers.get("Content-Type", "")
+        self.received = [0]  # bytes read so far, counted by chunks()
+
+    def excerpt(self) -> str:
+        """A short piece of the body (for a reply that is not an event stream)."""
+        return body_excerpt(self._response, streamed=True)
+
+    def chunks(self) -> Iterator[bytes]:
+        return self._transport.iter_bytes(self._response, self._deadline, self.received)
+
+    def close(self) -> None:
+        self._transport.release(self._response)
 
 
 def _chunks(raw: Any) -> Iterator[bytes]:
