@@ -43,7 +43,7 @@ PROMPTS = {
     "concurrent": "words 2000 200",
 }
 #: warm chats after the cold one (their median is the process's warm figure)
-WARM_CHATS = {"short": 3, "long": 3, "fine": 1}
+WARM_CHATS = {"short": 3, "long": 9, "fine": 3}
 EXPECTED_CHARS = {"words 10": 29, "words 20000 400": 128889, "words 5000": 28889, "words 2000 200": 10889}
 
 
