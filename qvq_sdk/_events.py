@@ -93,7 +93,7 @@ class TextUpdate:
         if buffer is None:
             buffer = TextBuffer(delta)
         self._buffer = buffer
-        self._count = len(buffer._pieces)
+        self._count = buffer.count
 
     @property
     def text(self) -> str:

@@ -107,10 +107,9 @@ class _TextTracker:
             raise StreamError(f"The Space sent a malformed diff: appended a {type(delta).__name__}, not text.")
         if not delta:
             return None
-        buffer = self._buffer
-        buffer._pieces.append(delta)
+        self._buffer.append(delta)
         self._whole = None
-        return TextUpdate(delta, buffer=buffer)
+        return TextUpdate(delta, buffer=self._buffer)
 
     def apply_edits(self, edits: Any) -> List[TextUpdate]:
         """Applies a Gradio diff: a list of ``[op, path, value]`` edits."""
