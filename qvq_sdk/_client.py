@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Generator, List, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, Dict, Generator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -346,14 +346,14 @@ class QVQClient:
         stream = self._transport.open_stream(
             f"{prefix}/queue/data", deadline=deadline, params={"session_hash": session_hash}
         )
-        yield from self._read(stream, decoder, lambda name, data: decoder.feed(data))
+        yield from self._read(stream, decoder)
 
     def _call_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
         url = f"{self.base_url}{config.api_prefix}/call/{config.api_name}"
         event_id = self._event_id(self._transport.json("POST", url, json={"data": data}, deadline=deadline), url)
         decoder = CallDecoder()
         stream = self._transport.open_stream(f"{url}/{event_id}", deadline=deadline)
-        yield from self._read(stream, decoder, decoder.feed)
+        yield from self._read(stream, decoder)
 
     @staticmethod
     def _event_id(body: Any, url: str) -> str:
@@ -362,12 +362,7 @@ class QVQClient:
             raise StreamError(f"{url} answered {excerpt(json.dumps(body))!r} without an event_id. Retry the request.")
         return event_id
 
-    def _read(
-        self,
-        stream: Stream,
-        decoder: Union[QueueDecoder, CallDecoder],
-        feed: Callable[[str, str], List[Event]],
-    ) -> Generator[Event, None, None]:
+    def _read(self, stream: Stream, decoder: Union[QueueDecoder, CallDecoder]) -> Generator[Event, None, None]:
         started = time.perf_counter()
         events = 0
         outcome = "ended early"
@@ -377,12 +372,21 @@ class QVQClient:
                     f"The Space answered with {stream.content_type or 'no content type'} instead of an event "
                     f"stream ({stream.excerpt()!r})."
                 )
-            for name, data in iter_events(stream.chunks()):
-                events += 1
-                yield from feed(name, data)
-                if decoder.done:
-                    outcome = "complete"
-                    return
+            if isinstance(decoder, QueueDecoder):  # its messages are unnamed: one loop each, no call between
+                feed = decoder.feed
+                for _, data in iter_events(stream.chunks()):
+                    events += 1
+                    yield from feed(data)
+                    if decoder.done:
+                        outcome = "complete"
+                        return
+            else:
+                for name, data in iter_events(stream.chunks()):
+                    events += 1
+                    yield from decoder.feed(name, data)
+                    if decoder.done:
+                        outcome = "complete"
+                        return
             decoder.end_of_stream()
         except GeneratorExit:
             outcome = "complete" if decoder.done else "cancelled"
@@ -397,7 +401,7 @@ class QVQClient:
                 stream.url,
                 outcome,
                 events,
-                stream.received[0],
+                stream.received,
                 time.perf_counter() - started,
             )
 

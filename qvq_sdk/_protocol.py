@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from ._events import Done, Event, ProcessingStarted, QueuePosition, TextBuffer, TextUpdate
 from .errors import AppError, QuotaExceededError, StreamError
@@ -156,6 +156,27 @@ def _load_json(data: str) -> Any:
         raise StreamError(f"The Space sent an event that is not valid JSON: {excerpt(data)!r}") from None
 
 
+# The C scanner behind json.loads: scan(text, index) -> (value, end), StopIteration if no value.
+_scan_json: Callable[[str, int], Tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _parse_json(data: str) -> Any:
+    """``json.loads(data)``, or None when ``data`` is not JSON; once per event, so it calls
+    the scanner directly (``json.loads`` adds three Python calls and two regex matches)."""
+    try:
+        value, end = _scan_json(data, 0)
+    except StopIteration:  # no JSON value at the very start: leading whitespace, or not JSON
+        value, end = None, -1
+    except (ValueError, RecursionError):  # not JSON
+        return None
+    if end == len(data):
+        return value
+    try:
+        return json.loads(data)  # leading or trailing whitespace, or trailing garbage
+    except (ValueError, RecursionError):
+        return None
+
+
 def _first_output(output: Any, where: str) -> Any:
     data = output.get("data") if isinstance(output, dict) else None
     if not isinstance(data, list) or not data:
@@ -209,10 +230,7 @@ class QueueDecoder(_Decoder):
         self._event_id = event_id
 
     def feed(self, data: str) -> List[Event]:
-        try:
-            message = json.loads(data)
-        except (ValueError, RecursionError):
-            message = None
+        message = _parse_json(data)
         kind = message.get("msg") if type(message) is dict else None
         if not isinstance(kind, str):
             _load_json(data)  # says why, when it is not JSON at all

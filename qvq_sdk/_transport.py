@@ -32,6 +32,7 @@ from ._constants import (
 from ._protocol import excerpt
 from ._retry import parse_retry_after, retry_delay, should_retry_status
 from ._version import __version__
+from ._watchdog import WATCHDOG, Watch
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -162,14 +163,14 @@ def _reason(exc: BaseException) -> str:
 class Deadline:
     """A chat's total time limit in seconds, counted from the call; ``None`` is no limit."""
 
-    __slots__ = ("_expires", "seconds")
+    __slots__ = ("expires", "seconds")
 
     def __init__(self, seconds: Optional[float]) -> None:
         self.seconds = seconds
-        self._expires = None if seconds is None else time.monotonic() + seconds
+        self.expires = None if seconds is None else time.monotonic() + seconds  # on time.monotonic()'s clock
 
     def remaining(self) -> Optional[float]:
-        return None if self._expires is None else self._expires - time.monotonic()
+        return None if self.expires is None else self.expires - time.monotonic()
 
     def expired(self) -> bool:
         remaining = self.remaining()
@@ -220,7 +221,7 @@ class Transport:
         self._proxies = proxies
         self.timeout = timeout
         self.max_retries = max_retries
-        self._streams: Set[requests.Response] = set()
+        self._streams: Set[Stream] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -398,91 +399,113 @@ class Transport:
             deadline=deadline,
             **kwargs,
         )
+        stream = Stream(self, response, deadline)
         with self._lock:
             if not self._closed:
-                self._streams.add(response)
-                return Stream(self, response, deadline)
+                self._streams.add(stream)
+                return stream
         response.close()
         raise APIConnectionError("The client was closed; nothing more is sent.")
 
-    def release(self, response: requests.Response) -> None:
-        """Closes a stream's connection at once (the Space then cancels the job)."""
-        with self._lock:
-            self._streams.discard(response)
-        response.close()
+    def is_open(self, stream: Stream) -> bool:
+        return stream in self._streams
 
-    def iter_bytes(
-        self, response: requests.Response, deadline: Deadline = NO_DEADLINE, counter: Optional[List[int]] = None
-    ) -> Iterator[bytes]:
-        """The body's bytes, each piece handed on as soon as it arrives; ``counter[0]``
-        counts them. With a deadline, no read waits past it."""
-        host = urlsplit(response.url).netloc
-        chunks = _chunks(response.raw)
-        sock = _socket_of(response) if deadline.seconds is not None else None
-        received = 0
-        try:
-            if deadline.seconds is None:  # the usual case, kept lean: it runs once per event
-                for chunk in chunks:
-                    received += len(chunk)
-                    yield chunk
-                return
-            while True:
-                if sock is not None:  # no read may wait past the deadline (a test double has no socket)
-                    sock.settimeout(deadline.bound(self.timeout)[1])
-                chunk = next(chunks, b"")
-                if not chunk:
-                    return
-                received += len(chunk)
-                yield chunk
-                deadline.check()
-        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError, AttributeError) as exc:
-            if response not in self._streams:
-                raise APIConnectionError("The stream was closed by the client.") from exc
-            if deadline.expired():
-                raise deadline.error() from exc
-            if _is_read_timeout(exc):
-                raise APITimeoutError(
-                    f"{host} sent nothing for {self.timeout[1]:g} s in the middle of the answer "
-                    "(read timeout). Retry, or raise timeout=."
-                ) from exc
-            raise APIConnectionError(
-                f"The connection to {host} broke in the middle of the answer: {_reason(exc)}. Retry the request."
-            ) from exc
-        finally:
-            if counter is not None:
-                counter[0] += received
+    def release(self, stream: Stream) -> None:
+        with self._lock:
+            self._streams.discard(stream)
 
     def close(self) -> None:
         """Aborts every open stream and closes the session if this client made it."""
         with self._lock:
             self._closed = True
             streams, self._streams = list(self._streams), set()
-        for response in streams:
-            _abort(response)
+        for stream in streams:
+            stream.abort()
         if self._owns_session:
             self._session.close()
 
 
 class Stream:
-    """An open event stream: its content type, its bytes as they arrive, and closing it."""
+    """An open event stream: its content type, its bytes as they arrive, and closing it.
+
+    While its bytes are read the socket blocks without a timeout, and the process's
+    :data:`~qvq_sdk._watchdog.WATCHDOG` enforces the read timeout and the deadline (a socket
+    timeout would cost a ``poll()`` per read; see :mod:`qvq_sdk._watchdog`).
+    """
 
     def __init__(self, transport: Transport, response: requests.Response, deadline: Deadline) -> None:
         self._transport = transport
         self._response = response
         self._deadline = deadline
+        self._watch: Optional[Watch] = None
         self.url = response.url.split("?", 1)[0]
         self.content_type = response.headers.get("Content-Type", "")
-        self.received = [0]  # bytes read so far, counted by chunks()
+        self.received = 0  # bytes read so far by chunks()
 
     def excerpt(self) -> str:
         """A short piece of the body (for a reply that is not an event stream)."""
         return body_excerpt(self._response, streamed=True)
 
     def chunks(self) -> Iterator[bytes]:
-        return self._transport.iter_bytes(self._response, self._deadline, self.received)
+        """The body's bytes, each piece handed on as soon as it arrives. No read waits
+        longer than the read timeout, or past the deadline."""
+        response = self._response
+        deadline = self._deadline
+        chunks = _chunks(response.raw)
+        sock = _socket_of(response)
+        watch = None
+        if sock is not None:  # a test double has no socket
+            sock.settimeout(None)
+            watch = self._watch = WATCHDOG.watch(sock, self._transport.timeout[1], deadline.expires)
+        clock = time.monotonic
+        try:
+            if watch is None:
+                for chunk in chunks:
+                    self.received += len(chunk)
+                    yield chunk
+                    deadline.check()
+                return
+            watch.since = clock()
+            for chunk in chunks:  # the hot loop: it runs once per event
+                watch.since = None
+                self.received += len(chunk)
+                yield chunk
+                if deadline.expires is not None:
+                    deadline.check()
+                watch.since = clock()
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError, AttributeError) as exc:
+            raise self._failure(exc, watch) from exc
+        finally:
+            WATCHDOG.unwatch(watch)
+
+    def _failure(self, exc: BaseException, watch: Optional[Watch]) -> APIConnectionError:
+        """The error for a read that failed."""
+        if not self._transport.is_open(self):
+            return APIConnectionError("The stream was closed by the client.")
+        expired = watch.expired if watch is not None else None
+        if expired == "deadline" or self._deadline.expired():
+            return self._deadline.error()
+        if expired == "read timeout" or _is_read_timeout(exc):
+            host = urlsplit(self._response.url).netloc
+            return APITimeoutError(
+                f"{host} sent nothing for {self._transport.timeout[1]:g} s in the middle of the answer "
+                "(read timeout). Retry, or raise timeout=."
+            )
+        host = urlsplit(self._response.url).netloc
+        return APIConnectionError(
+            f"The connection to {host} broke in the middle of the answer: {_reason(exc)}. Retry the request."
+        )
 
     def close(self) -> None:
-        self._transport.release(self._response)
+        """Closes the connection at once (the Space then cancels the job)."""
+        self._transport.release(self)
+        WATCHDOG.unwatch(self._watch)  # before the socket closes: its descriptor may be reused
+        self._response.close()
+
+    def abort(self) -> None:
+        """Closes the connection even while another thread is blocked reading it."""
+        WATCHDOG.unwatch(self._watch)
+        _abort(self._response)
 
 
 def _chunks(raw: Any) -> Iterator[bytes]:

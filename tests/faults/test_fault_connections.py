@@ -213,6 +213,32 @@ def test_a_stall_mid_stream_is_a_timeout(space, make_client, protocol):
     assert 0.4 < time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_caller_slower_than_the_read_timeout_still_gets_the_answer(space, make_client, protocol):
+    """Only time spent waiting for the Space counts against the read timeout: a caller that
+    works on each chunk for longer than the timeout is not cut off (the watchdog looks only at
+    reads in progress)."""
+    wire = WIRES[protocol]
+    more = threading.Event()
+    space.on(wire.stream, event_stream(wire.text_event("Hel"), gate(more), *wire.completion("Hello world")))
+    chunks = []
+    for chunk in make_client(protocol, timeout=(2, 0.2)).chat("hi"):
+        chunks.append(chunk)
+        threading.Event().wait(0.7)  # the caller's own work on the chunk: 3.5 read timeouts
+        more.set()  # only now does the Space send the rest, so the next read waits for it
+    assert chunks == ["Hel", "lo world"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_bytes_that_keep_coming_keep_a_short_read_timeout_from_firing(space, make_client, protocol):
+    """The read timeout runs from the start of each read: heartbeats every 0.1 s for 1.2 s
+    outlast a read timeout of 0.4 s many times over, and the answer still arrives."""
+    wire = WIRES[protocol]
+    beats = [wire.heartbeat, lambda exchange: exchange.wait(0.1)] * 12
+    space.on(wire.stream, event_stream(wire.text_event("Hel"), *beats, *wire.completion("Hello world")))
+    assert make_client(protocol, timeout=(2, 0.4)).complete("hi") == "Hello world"
+
+
 @pytest.mark.parametrize("where", ["per-call", "client-default"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_heartbeats_forever_end_at_the_deadline(space, make_client, protocol, where):

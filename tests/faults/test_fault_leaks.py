@@ -35,6 +35,7 @@ from qvq_sdk import (
     ServiceUnavailableError,
     StreamError,
 )
+from qvq_sdk._watchdog import WATCHDOG
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
 FAILURES = 200
@@ -149,6 +150,7 @@ def test_200_failures_leave_no_descriptor_or_thread_behind(space, sleeps):
         assert space.wait_idle() and other_host.wait_idle()
         assert open_descriptors() == descriptors
         assert thread_names() == threads
+        assert WATCHDOG.watched() == frozenset()  # every stream's watch was removed
         # And the clients still work.
         space.clear()
         for protocol in WIRES:

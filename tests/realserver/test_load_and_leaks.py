@@ -20,6 +20,7 @@ import time
 import pytest
 
 from qvq_sdk import APITimeoutError, AppError, QueuePosition, QuotaExceededError, QVQClient, StreamError
+from qvq_sdk._watchdog import WATCHDOG
 
 PROTOCOLS = ["queue", "call"]
 THREADS = 32
@@ -125,3 +126,4 @@ def test_200_failing_chats_leave_no_descriptor_or_thread_behind(realserver_pool,
         assert client.complete("warm up") == expected_answer("warm up")  # the same last step as before
         assert open_descriptors() == descriptors
         assert thread_names() == threads
+        assert WATCHDOG.watched() == frozenset()  # every stream's watch was removed

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qvq_sdk._events import Done, ProcessingStarted, QueuePosition, TextUpdate
-from qvq_sdk._protocol import CallDecoder, QueueDecoder, clean_app_message, excerpt, parse_retry_in
+from qvq_sdk._protocol import CallDecoder, QueueDecoder, _parse_json, clean_app_message, excerpt, parse_retry_in
 from qvq_sdk.errors import AppError, QuotaExceededError, StreamError
 
 EVENT_ID = "75d8a6f0c1e24b0e9d3b5a7c1f2e4d6a"
@@ -713,3 +713,57 @@ def test_call_whole_outputs_reconstruct_the_text(outputs):
     final = outputs[-1] if outputs else None
     events = decoder.feed("complete", json.dumps([final]))
     assert events == [Done(final or "")]
+
+
+# -- the fast JSON parse behind QueueDecoder.feed -----------------------------------------------
+
+JSON_TEXTS = [
+    '{"msg": "heartbeat"}',
+    ' {"a": 1} ',
+    '{"a": 1}\n',
+    "[1, 2.5e3, null, true]",
+    '"text"',
+    "NaN",
+    "-Infinity",
+    "12",
+    "",
+    " ",
+    "{nope",
+    '{"a": }',
+    '{"a": 1}x',
+    '{"a": 1}{"b": 2}',
+    "[1,",
+    '"unterminated',
+    "[" * 50_000,
+    "\ufeff{}",
+]
+
+
+def loads_or_none(text):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def same_json(a, b):
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS, ids=range(len(JSON_TEXTS)))
+def test_the_fast_json_parse_agrees_with_json_loads(text):
+    assert same_json(_parse_json(text), loads_or_none(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)
+        ).map(json.dumps),
+    )
+)
+def test_the_fast_json_parse_agrees_with_json_loads_on_any_text(text):
+    for variant in (text, text[:-1], " " + text, text + " ", text + "]"):
+        assert same_json(_parse_json(variant), loads_or_none(variant))
