@@ -37,7 +37,8 @@ from ._images import Image, describe_url, load_image
 from ._messages import Messages, parse_messages
 from ._protocol import CallDecoder, QueueDecoder, excerpt
 from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url, stage_advice
-from ._sse import iter_events
+from ._sse import events as sse_events
+from ._sse import not_utf8
 from ._transport import Deadline, Stream, Transport
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
@@ -374,20 +375,23 @@ class QVQClient:
                 )
             if isinstance(decoder, QueueDecoder):  # its messages are unnamed: one loop each, no call between
                 feed = decoder.feed
-                for _, data in iter_events(stream.chunks()):
+                for event in sse_events(stream.chunks()):
                     events += 1
-                    yield from feed(data)
+                    yield from feed(event.data)
                     if decoder.done:
                         outcome = "complete"
                         return
             else:
-                for name, data in iter_events(stream.chunks()):
+                for event in sse_events(stream.chunks()):
                     events += 1
-                    yield from decoder.feed(name, data)
+                    yield from decoder.feed(event.event, event.data)
                     if decoder.done:
                         outcome = "complete"
                         return
             decoder.end_of_stream()
+        except UnicodeDecodeError as exc:
+            outcome = "failed (StreamError)"
+            raise not_utf8(exc) from None
         except GeneratorExit:
             outcome = "complete" if decoder.done else "cancelled"
             raise

@@ -230,7 +230,12 @@ class QueueDecoder(_Decoder):
         self._event_id = event_id
 
     def feed(self, data: str) -> List[Event]:
-        message = _parse_json(data)
+        try:  # _parse_json, inlined for the usual case: one JSON object, nothing around it
+            message, end = _scan_json(data, 0)
+            if end != len(data):
+                message = _parse_json(data)
+        except (StopIteration, ValueError, RecursionError):
+            message = _parse_json(data)
         kind = message.get("msg") if type(message) is dict else None
         if not isinstance(kind, str):
             _load_json(data)  # says why, when it is not JSON at all

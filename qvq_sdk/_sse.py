@@ -57,14 +57,24 @@ def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+def events(chunks: Iterable[bytes]) -> Iterator[sseclient.Event]:
+    """sseclient-py's events (``.event``, ``.data``) from the byte stream. Iterating them
+    raises ``UnicodeDecodeError`` on bytes that are not UTF-8: see :func:`not_utf8`."""
+    return sseclient.SSEClient(whole_lines(chunks)).events()
+
+
+def not_utf8(exc: UnicodeDecodeError) -> StreamError:
+    """The error for an event stream that is not UTF-8 text."""
+    return StreamError(
+        f"The Space sent bytes that are not UTF-8 text ({exc.reason} at byte {exc.start} "
+        "of a line); the stream is corrupt. Retry the request."
+    )
+
+
 def iter_events(chunks: Iterable[bytes]) -> Iterator[Tuple[str, str]]:
     """``(event name, data)`` for each server-sent event in the byte stream."""
-    client = sseclient.SSEClient(whole_lines(chunks))
     try:
-        for event in client.events():
+        for event in events(chunks):
             yield event.event, event.data
     except UnicodeDecodeError as exc:
-        raise StreamError(
-            f"The Space sent bytes that are not UTF-8 text ({exc.reason} at byte {exc.start} "
-            "of a line); the stream is corrupt. Retry the request."
-        ) from None
+        raise not_utf8(exc) from None

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import http.client
+import io
 import json
 import logging
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -513,13 +514,72 @@ def _chunks(raw: Any) -> Iterator[bytes]:
 
     A chunked body (what Gradio sends) is read HTTP chunk by chunk: the server writes an
     event as one chunk, so each arrives whole and at once, for the least work per event.
-    Any other body is read with ``read1``: urllib3 2 has it; under urllib3 1.26 the
-    http.client response below does.
+    When nothing needs decoding (we ask for ``identity``), :func:`_read_chunked` reads the
+    chunks straight from the connection; else urllib3's ``read_chunked`` does. Any other body
+    is read with ``read1``: urllib3 2 has it; under urllib3 1.26 the http.client response
+    below does.
     """
     if raw.chunked and raw.supports_chunked_reads():
+        fp = getattr(raw._fp, "fp", None)
+        encoding = raw.headers.get("Content-Encoding", "identity").strip().lower()
+        if isinstance(fp, io.BufferedReader) and encoding == "identity" and raw.chunk_left is None:
+            return _read_chunked(fp)
         return iter(raw.read_chunked(decode_content=True))
     read1 = raw.read1 if hasattr(raw, "read1") else raw._fp.read1
     return iter(functools.partial(read1, STREAM_READ_SIZE), b"")
+
+
+_MAX_CHUNK_LINE = 65536  # http.client's limit on a line
+_MAX_CHUNK_READ = 1 << 20  # a larger chunk is read in pieces: memory only for bytes that came
+
+
+def _read_large(read: Callable[[int], bytes], size: int) -> bytes:
+    pieces = []
+    while size > 0:
+        piece = read(min(size, _MAX_CHUNK_READ))
+        if not piece:
+            break
+        pieces.append(piece)
+        size -= len(piece)
+    return b"".join(pieces)
+
+
+def _read_chunked(fp: io.BufferedReader) -> Iterator[bytes]:
+    """The data of each chunk of an HTTP/1.1 chunked body, read from the connection's file.
+
+    It is urllib3's ``read_chunked`` for a body that needs no decoding, without its layers:
+    on a stream of thousands of small events those cost more than parsing the events.
+    A body that ends early or breaks the chunked format raises ``http.client.IncompleteRead``
+    or ``urllib3.exceptions.ProtocolError``.
+    """
+    readline = fp.readline
+    read = fp.read
+    while True:
+        line = readline(_MAX_CHUNK_LINE + 1)
+        if line[-1:] != b"\n":  # the body ended inside the line, or the line is over the limit
+            if len(line) <= _MAX_CHUNK_LINE:
+                raise urllib3.exceptions.ProtocolError("Response ended prematurely")
+            raise urllib3.exceptions.ProtocolError(f"invalid chunk size line {line[:40]!r}")
+        try:
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            size = -1
+        if size <= 0:
+            if size < 0:
+                raise urllib3.exceptions.ProtocolError(f"invalid chunk size line {line[:40]!r}")
+            break
+        data = read(size) if size <= _MAX_CHUNK_READ else _read_large(read, size)
+        if len(data) < size:
+            raise http.client.IncompleteRead(data, size - len(data))
+        if read(2) != b"\r\n":
+            raise urllib3.exceptions.ProtocolError("a chunk did not end with CRLF")
+        yield data
+    while True:  # the trailer section, up to its empty line
+        line = readline(_MAX_CHUNK_LINE + 1)
+        if line in (b"\r\n", b"\n", b""):
+            return
+        if len(line) > _MAX_CHUNK_LINE:
+            raise urllib3.exceptions.ProtocolError("a trailer line is too long")
 
 
 def _socket_of(response: requests.Response) -> Optional[socket.socket]:
