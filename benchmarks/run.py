@@ -1,6 +1,6 @@
 """qvq-sdk against gradio_client, the g4f reference provider and two raw-requests floors.
 
-    python benchmarks/run.py              # 9 rounds (~10 minutes); --quick is 1 round
+    python benchmarks/run.py              # 9 rounds (~18 minutes); --quick is 1 round
 
 Builds the clients' venvs under ``benchmarks/.venvs/`` on first use (qvq-sdk from this
 checkout, the newest ``gradio_client``, ``g4f==0.5.3.1``, and matplotlib for the chart),

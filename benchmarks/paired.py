@@ -1,0 +1,114 @@
+"""Client CPU of qvq-sdk against the raw floor, chat by chat in one process (paired ratios).
+
+    python benchmarks/paired.py                       # long answer, 40 pairs
+    python benchmarks/paired.py --case fine --pairs 8
+    python benchmarks/paired.py --base-url http://127.0.0.1:7860   # a stand-in already running
+
+``run.py`` measures each client in a process of its own, as a user runs it; its CPU figures
+move by ±15–30% between rounds on a shared 2-core machine. This script is the quick check
+used while working on the read path: one process alternates the clients chat by chat (the
+order rotating) on the same ``gradio==5.9.1`` stand-in, and prints each one's median CPU per
+chat and the median of its ratio to the raw floor's chat of the same turn, so that drifts of
+the machine cancel. Run it with a Python that has qvq-sdk (this checkout) and ``requests``.
+
+Clients: ``raw`` (the floor: ``iter_lines`` and ``json.loads``, no timeout), ``raw-timeout``
+(the same with qvq-sdk's default ``timeout=(10, 60)``), ``sdk`` (``QVQClient.chat``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "realserver"))
+
+PROMPTS = {"long": "words 20000 400", "fine": "words 5000", "short": "words 10"}
+
+
+def make_raw(base_url, prompt, timeout):
+    import requests
+
+    session = requests.Session()
+
+    def chat():
+        session_hash = secrets.token_hex(8)
+        session.post(
+            base_url + "/gradio_api/queue/join",
+            json={"data": [None, prompt], "fn_index": 0, "session_hash": session_hash},
+            timeout=timeout,
+        ).raise_for_status()
+        pieces = []
+        url = base_url + "/gradio_api/queue/data"
+        with session.get(url, params={"session_hash": session_hash}, stream=True, timeout=timeout) as response:
+            for line in response.iter_lines(chunk_size=65536):
+                if not line.startswith(b"data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message["msg"] == "process_generating":
+                    value = message["output"]["data"][0]
+                    pieces = [value] if isinstance(value, str) else pieces + [edit[2] for edit in value]
+                elif message["msg"] == "process_completed":
+                    break
+        return "".join(pieces)
+
+    return chat
+
+
+def make_sdk(base_url, prompt):
+    from qvq_sdk import QVQClient
+
+    client = QVQClient(False, base_url=base_url)
+    return lambda: "".join(client.chat(prompt))
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", choices=sorted(PROMPTS), default="long")
+    parser.add_argument("--pairs", type=int, default=40, help="chats per client (default 40)")
+    parser.add_argument("--clients", default="raw,raw-timeout,sdk", help="the first is the baseline")
+    parser.add_argument("--base-url", help="a running stand-in (default: start gradio 5.9.1 here)")
+    args = parser.parse_args(argv)
+    names = args.clients.split(",")
+    prompt = PROMPTS[args.case]
+
+    with contextlib.ExitStack() as stack:
+        base_url = args.base_url
+        if base_url is None:
+            import servers
+
+            base_url = stack.enter_context(servers.start_server("5.9.1", mode="stream")).base_url
+        makers = {
+            "raw": lambda: make_raw(base_url, prompt, None),
+            "raw-timeout": lambda: make_raw(base_url, prompt, (10, 60)),
+            "sdk": lambda: make_sdk(base_url, prompt),
+        }
+        chats = {name: makers[name]() for name in names}
+        answers = {name: chat() for name, chat in chats.items()}  # cold chats, not measured
+        assert len(set(answers.values())) == 1, "the clients got different answers"
+        cpu = {name: [] for name in names}
+        for turn in range(args.pairs):
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.process_time()
+                chats[name]()
+                cpu[name].append(time.process_time() - started)
+
+    baseline = names[0]
+    print("%s, %d chats each (%d characters), CPU per chat:" % (args.case, args.pairs, len(answers[baseline])))
+    for name in names:
+        ratios = [mine / theirs for mine, theirs in zip(cpu[name], cpu[baseline])]
+        print(
+            "  %-12s median %7.2f ms   paired ratio to %s: median %.3f"
+            % (name, statistics.median(cpu[name]) * 1000, baseline, statistics.median(ratios))
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
