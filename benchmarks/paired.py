@@ -11,61 +11,26 @@ order rotating) on the same ``gradio==5.9.1`` stand-in, and prints each one's me
 chat and the median of its ratio to the raw floor's chat of the same turn, so that drifts of
 the machine cancel. Run it with a Python that has qvq-sdk (this checkout) and ``requests``.
 
-Clients: ``raw`` (the floor: ``iter_lines`` and ``json.loads``, no timeout), ``raw-timeout``
-(the same with qvq-sdk's default ``timeout=(10, 60)``), ``sdk`` (``QVQClient.chat``).
+Clients (``worker.py``'s, the ones ``run.py`` measures): ``raw`` (the floor: ``iter_lines`` and
+``json.loads``, no timeout), ``raw-timeout`` (the same with ``timeout=(10, 60)``), ``sdk``
+(``QVQClient.chat``, queue protocol).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import secrets
 import statistics
 import sys
 import time
+
+from worker import RAW_TIMEOUT, make_raw, make_sdk  # the clients run.py measures (this directory)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "realserver"))
 
 PROMPTS = {"long": "words 20000 400", "fine": "words 5000", "short": "words 10"}
-
-
-def make_raw(base_url, prompt, timeout):
-    import requests
-
-    session = requests.Session()
-
-    def chat():
-        session_hash = secrets.token_hex(8)
-        session.post(
-            base_url + "/gradio_api/queue/join",
-            json={"data": [None, prompt], "fn_index": 0, "session_hash": session_hash},
-            timeout=timeout,
-        ).raise_for_status()
-        pieces = []
-        url = base_url + "/gradio_api/queue/data"
-        with session.get(url, params={"session_hash": session_hash}, stream=True, timeout=timeout) as response:
-            for line in response.iter_lines(chunk_size=65536):
-                if not line.startswith(b"data:"):
-                    continue
-                message = json.loads(line[5:])
-                if message["msg"] == "process_generating":
-                    value = message["output"]["data"][0]
-                    pieces = [value] if isinstance(value, str) else pieces + [edit[2] for edit in value]
-                elif message["msg"] == "process_completed":
-                    break
-        return "".join(pieces)
-
-    return chat
-
-
-def make_sdk(base_url, prompt):
-    from qvq_sdk import QVQClient
-
-    client = QVQClient(False, base_url=base_url)
-    return lambda: "".join(client.chat(prompt))
 
 
 def main(argv):
@@ -85,19 +50,19 @@ def main(argv):
 
             base_url = stack.enter_context(servers.start_server("5.9.1", mode="stream")).base_url
         makers = {
-            "raw": lambda: make_raw(base_url, prompt, None),
-            "raw-timeout": lambda: make_raw(base_url, prompt, (10, 60)),
-            "sdk": lambda: make_sdk(base_url, prompt),
+            "raw": lambda: make_raw(base_url),
+            "raw-timeout": lambda: make_raw(base_url, timeout=RAW_TIMEOUT),
+            "sdk": lambda: make_sdk(base_url, "queue"),
         }
         chats = {name: makers[name]() for name in names}
-        answers = {name: chat() for name, chat in chats.items()}  # cold chats, not measured
+        answers = {name: chat(prompt)[0] for name, chat in chats.items()}  # cold chats, not measured
         assert len(set(answers.values())) == 1, "the clients got different answers"
         cpu = {name: [] for name in names}
         for turn in range(args.pairs):
             shift = turn % len(names)
             for name in names[shift:] + names[:shift]:
                 started = time.process_time()
-                chats[name]()
+                chats[name](prompt)
                 cpu[name].append(time.process_time() - started)
 
     baseline = names[0]
