@@ -23,15 +23,16 @@ import requests
 from ._auth import resolve_token
 from ._constants import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HUB,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SPACE,
-    HUB_API,
     LABEL,
     MAX_IMAGES,
     MODEL_ALIASES,
 )
+from ._deadline import Deadline
 from ._events import Done, Event, TextUpdate
 from ._images import Image, describe_url, load_image
 from ._messages import Messages, parse_messages
@@ -39,7 +40,8 @@ from ._protocol import CallDecoder, QueueDecoder, excerpt
 from ._space import QUEUE_PROTOCOLS, SpaceConfig, normalize_base_url, parse_config, space_url, stage_advice
 from ._sse import events as sse_events
 from ._sse import not_utf8
-from ._transport import Deadline, Stream, Transport
+from ._stream import Stream
+from ._transport import NEVER, UNSENT, Transport
 from .errors import APIStatusError, InputError, QVQError, StreamError
 
 PROTOCOLS = ("queue", "call")
@@ -152,8 +154,10 @@ class QVQClient:
             self.space = space
         self.protocol = protocol
         self.max_retries = max_retries
+        self._hub = (os.environ.get("HF_ENDPOINT") or "").strip().rstrip("/") or DEFAULT_HUB
         self._transport = Transport(
             origin=self.base_url,
+            hub=self._hub,
             token=resolve_token(token),
             session=session,
             proxies=proxies,
@@ -313,9 +317,9 @@ class QVQClient:
 
     def _explain_outage(self, error: APIStatusError, deadline: Deadline) -> None:
         """Adds what Hugging Face says of the Space's state to a 404 or 503 error."""
-        url = f"{HUB_API}/spaces/{self.space}/runtime"
+        url = f"{self._hub}/api/spaces/{self.space}/runtime"
         try:
-            stage = self._transport.json("GET", url, retry=False, credentials="hub", deadline=deadline).get("stage")
+            stage = self._transport.json("GET", url, retry=NEVER, credentials="hub", deadline=deadline).get("stage")
         except APIStatusError as lookup_error:
             if lookup_error.status_code in (401, 404):
                 error.args = (f"{error} Hugging Face knows no Space {self.space!r} (or it is private: pass a token).",)
@@ -342,7 +346,7 @@ class QVQClient:
             "event_data": None,
             "trigger_id": None,
         }
-        event_id = self._event_id(self._transport.json("POST", url, json=payload, deadline=deadline), url)
+        event_id = self._event_id(self._transport.json("POST", url, json=payload, retry=UNSENT, deadline=deadline), url)
         decoder = QueueDecoder(event_id)
         stream = self._transport.open_stream(
             f"{prefix}/queue/data", deadline=deadline, params={"session_hash": session_hash}
@@ -351,7 +355,8 @@ class QVQClient:
 
     def _call_job(self, config: SpaceConfig, data: List[Any], deadline: Deadline) -> Generator[Event, None, None]:
         url = f"{self.base_url}{config.api_prefix}/call/{config.api_name}"
-        event_id = self._event_id(self._transport.json("POST", url, json={"data": data}, deadline=deadline), url)
+        job = self._transport.json("POST", url, json={"data": data}, retry=UNSENT, deadline=deadline)
+        event_id = self._event_id(job, url)
         decoder = CallDecoder()
         stream = self._transport.open_stream(f"{url}/{event_id}", deadline=deadline)
         yield from self._read(stream, decoder)
@@ -399,7 +404,10 @@ class QVQClient:
             outcome = f"failed ({type(error).__name__})"
             raise
         finally:
-            stream.close()
+            if decoder.done:
+                stream.finish()  # the connection goes back to the pool
+            else:
+                stream.close()
             logger.debug(
                 "stream %s %s: %d events, %d bytes in %.3fs",
                 stream.url,

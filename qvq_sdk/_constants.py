@@ -1,8 +1,9 @@
 """Defaults and fixed numbers of the client, in one place."""
 
 DEFAULT_SPACE = "Qwen/QVQ-72B-preview"
-# Hugging Face's API, asked for a Space's state when the Space answers 404 or 503.
-HUB_API = "https://huggingface.co/api"
+# Hugging Face's Hub, asked for a Space's state when the Space answers 404 or 503;
+# $HF_ENDPOINT replaces it (huggingface_hub's convention, used for mirrors).
+DEFAULT_HUB = "https://huggingface.co"
 ENDPOINT_NAME = "generate"
 
 LABEL = "Qwen QVQ-72B"
@@ -36,3 +37,9 @@ BODY_EXCERPT_CHARS = 300
 ERROR_BODY_READ_LIMIT = 64 * 1024
 
 STREAM_READ_SIZE = 64 * 1024
+
+# After an answer completes, the rest of its stream (Gradio's close_stream and the last chunk,
+# sent at once) is read for at most this long and this much, so that its connection can be
+# reused; a stream that does not end by then is closed instead.
+DRAIN_SECONDS = 0.5
+DRAIN_BYTES = 64 * 1024

@@ -183,12 +183,12 @@ class FakeSpace:
             session.mount(self.url, self._adapter)
             return session
 
-        _transport.Transport._new_session = staticmethod(new_session)  # type: ignore[method-assign]
+        _transport.Transport._new_session = staticmethod(new_session)
         os.environ["QVQ_BASE_URL"] = self.url
         try:
             yield self
         finally:
-            _transport.Transport._new_session = staticmethod(original)  # type: ignore[method-assign]
+            _transport.Transport._new_session = staticmethod(original)
             if saved is None:
                 os.environ.pop("QVQ_BASE_URL", None)
             else:

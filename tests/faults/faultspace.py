@@ -35,7 +35,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "hf_FaultTestTokenDoNotLeak0123456789"  # what the tests' clients send
@@ -193,12 +193,16 @@ class ClientGone(Exception):
 class Exchange:
     """The server's side of one request: the raw socket, and helpers to answer on it."""
 
-    def __init__(self, sock: socket.socket, request: Request, stopping: socket.socket) -> None:
+    def __init__(
+        self, sock: socket.socket, request: Request, stopping: socket.socket, keep_alive: bool = False
+    ) -> None:
         self.sock = sock
         self.request = request
         self._stopping = stopping
+        self._keep_alive = keep_alive
         self.byte_by_byte = False
         self._chunked = False
+        self.framed = False  # the reply said where its body ends: the connection may serve another
 
     def send(self, data: bytes) -> None:
         try:
@@ -216,7 +220,9 @@ class Exchange:
         lines += ["%s: %s" % pair for pair in headers]
         if chunked:
             lines.append("Transfer-Encoding: chunked")
-        lines.append("Connection: close")
+        self.framed = chunked or any(name.lower() == "content-length" for name, _ in headers)
+        if not (self._keep_alive and self.framed):
+            lines.append("Connection: close")
         self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
     def body(self, data: bytes) -> None:
@@ -378,7 +384,12 @@ def gate(event: threading.Event) -> Part:
 class FaultSpace:
     """The server. Use as a context manager, or start() and stop()."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False) -> None:
+        """``keep_alive``: a connection serves request after request (as Gradio does) until
+        a reply breaks it or :meth:`close_idle` closes it; else each reply closes it."""
+        self.keep_alive = keep_alive
+        self.connections = 0  # connections accepted so far
+        self._idle: Set[socket.socket] = set()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(128)
@@ -406,6 +417,18 @@ class FaultSpace:
         """Forgets every scripted fault: the Space is healthy again."""
         with self._lock:
             self._scripts.clear()
+
+    def close_idle(self) -> int:
+        """Closes the kept-alive connections that wait for a request (as a server or proxy
+        closes idle connections); returns how many."""
+        with self._lock:
+            idle, self._idle = list(self._idle), set()
+        for sock in idle:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(idle)
 
     def requests_to(self, route: str) -> List[Request]:
         with self._lock:
@@ -456,6 +479,7 @@ class FaultSpace:
                 return
             thread = threading.Thread(target=self._serve, args=(sock,), name="faultspace-conn", daemon=True)
             with self._lock:
+                self.connections += 1
                 self._threads = [t for t in self._threads if t.is_alive()]
                 self._threads.append(thread)
             thread.start()
@@ -465,13 +489,16 @@ class FaultSpace:
     def _serve(self, sock: socket.socket) -> None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            request = _read_request(sock)
-            if request is None:
-                return
-            with self._lock:
-                self.requests.append(request)
-            exchange = Exchange(sock, request, self._stop_reader)
-            self._reply_for(request)(exchange)
+            while True:
+                request = self._next_request(sock)
+                if request is None:
+                    return
+                with self._lock:
+                    self.requests.append(request)
+                exchange = Exchange(sock, request, self._stop_reader, self.keep_alive)
+                self._reply_for(request)(exchange)
+                if not (self.keep_alive and exchange.framed):
+                    return
         except ClientGone:
             pass
         except OSError:
@@ -485,6 +512,19 @@ class FaultSpace:
             except OSError:
                 pass
             sock.close()
+
+    def _next_request(self, sock: socket.socket) -> Optional[Request]:
+        """The connection's next request; None when the client, close_idle() or stop() ends it."""
+        with self._lock:
+            self._idle.add(sock)
+        try:
+            ready, _, _ = select.select([sock, self._stop_reader], [], [], REQUEST_READ_TIMEOUT)
+            if sock not in ready:
+                return None
+            return _read_request(sock)
+        finally:
+            with self._lock:
+                self._idle.discard(sock)
 
     def _reply_for(self, request: Request) -> Reply:
         route = route_of(request)

@@ -9,6 +9,8 @@ server-sent-event bodies built by the helpers in httpkit.py.
 
 from __future__ import annotations
 
+import time
+import types
 from typing import Any, List
 
 import pytest
@@ -45,7 +47,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     """The retry delays the transport asked for, instead of sleeping them."""
     delays: List[float] = []
-    monkeypatch.setattr("qvq_sdk._transport.time.sleep", delays.append)
+    clock = types.SimpleNamespace(
+        sleep=delays.append, monotonic=time.monotonic, perf_counter=time.perf_counter, time=time.time
+    )
+    monkeypatch.setattr("qvq_sdk._transport.time", clock)  # this module's reference only
     return delays
 
 

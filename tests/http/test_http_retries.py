@@ -6,6 +6,7 @@ import json
 import pytest
 import requests
 import responses
+import urllib3
 from httpkit import ANSWER, BASE, PNG, PREFIX, FakeSpace, calls_to, multipart_parts
 
 import qvq_sdk._retry
@@ -80,7 +81,15 @@ def attempts(rsps, stage):
 
 
 def connection_error():
-    return {"body": requests.exceptions.ConnectionError("connection refused")}
+    """A connection refused, as requests raises it: nothing was sent."""
+    refused = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: Connection refused")
+    return {"body": requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", refused))}
+
+
+def reset_after_sending():
+    """A connection reset after the request was written, as requests raises it."""
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    return {"body": requests.exceptions.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", reset))}
 
 
 FAILURES = {
@@ -294,3 +303,18 @@ def test_retry_of_an_upload_resends_the_whole_file(rsps, sleeps):
     uploads = [c.request for c in attempts(rsps, stage)]
     assert len(uploads) == 2
     assert [multipart_parts(r)[0]["data"] for r in uploads] == [PNG, PNG]
+
+
+@pytest.mark.parametrize("stage", RETRIED, ids=RETRIED_IDS)
+def test_a_job_start_that_failed_after_sending_is_not_retried(rsps, sleeps, stage):
+    """Only the requests that start a job (join, call) are never sent twice; the others are."""
+    starts_a_job = stage[0] in ("join", "call")
+    if starts_a_job:
+        with pytest.raises(APIConnectionError) as info:
+            run(rsps, stage, [reset_after_sending()])
+        assert len(attempts(rsps, stage)) == 1
+        assert sleeps == []
+        assert "may have started" in str(info.value) and "reset" in str(info.value)
+    else:
+        assert run(rsps, stage, [reset_after_sending()]) == ANSWER
+        assert len(attempts(rsps, stage)) == 2
