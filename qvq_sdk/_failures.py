@@ -5,6 +5,7 @@
 - :func:`before_sending`: the request failed while its connection was being made (DNS,
   refused, connect timeout, TLS handshake, proxy tunnel), so no byte of it reached the server
   and sending it again cannot start a second job.
+- :func:`certificate_rejected`: the server's certificate was not trusted (retrying cannot help).
 - :data:`READ_ERRORS`: what reading a response body can raise, and nothing broader.
 """
 
@@ -110,3 +111,8 @@ def before_sending(exc: BaseException) -> bool:
         if any(name in _CONNECTING_FRAMES for name in _frames(cause)):
             return True
     return False
+
+
+def certificate_rejected(exc: BaseException) -> bool:
+    """True when the TLS handshake failed because the certificate was not trusted."""
+    return any(isinstance(cause, ssl.CertificateError) for cause in causes(exc))

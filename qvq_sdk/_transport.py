@@ -26,7 +26,7 @@ from requests.__version__ import __version__ as requests_version
 
 from ._constants import MAX_REDIRECTS, POOL_MAXSIZE
 from ._deadline import NO_DEADLINE, Deadline
-from ._failures import before_sending, is_read_timeout, reason
+from ._failures import before_sending, certificate_rejected, is_read_timeout, reason
 from ._protocol import excerpt
 from ._retry import parse_retry_after, retry_delay, should_retry_status
 from ._statuses import status_error
@@ -197,7 +197,7 @@ class Transport:
                 unsent = before_sending(exc.__cause__)
                 if retry == UNSENT and not unsent:
                     raise _maybe_started(exc) from exc.__cause__
-                if retries_left and (unsent or (retry == ALWAYS and not isinstance(exc, APITimeoutError))):
+                if retries_left and _worth_retrying(exc, unsent):
                     delay = retry_delay(attempt, None)
                 if delay is None:
                     raise
@@ -339,6 +339,14 @@ def _connection_error(exc: BaseException, url: str, timeout: Tuple[float, float]
     return APIConnectionError(
         f"Could not talk to {host}: {reason(exc)}. Check the network and the Space's address, then retry."
     )
+
+
+def _worth_retrying(exc: APIConnectionError, unsent: bool) -> bool:
+    """A failed connection is worth another try unless the certificate was not trusted, or
+    a read timed out after the request was sent (the Space may be working on it)."""
+    if exc.__cause__ is not None and certificate_rejected(exc.__cause__):
+        return False
+    return unsent or not isinstance(exc, APITimeoutError)
 
 
 def _maybe_started(exc: APIConnectionError) -> APIConnectionError:
