@@ -1,17 +1,28 @@
 """The typed events :meth:`QVQClient.events` yields, in the order a chat produces them:
 
-``QueuePosition``* → ``ProcessingStarted``? → ``TextUpdate``* → ``Done``
+``WakingUp``* → ``QueuePosition``* → ``ProcessingStarted``? → (``TextUpdate`` | ``SpaceLog`` | ``Progress``)* → ``Done``
 
-Only the queue protocol reports queue position and start; both protocols report text
-and completion.
+``WakingUp`` comes from the client itself, while it waits for a sleeping or starting Space.
+Only the queue protocol reports queue position, start, the Space's log messages and its
+progress; both protocols report text and completion.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Union
+import logging
+from dataclasses import FrozenInstanceError, dataclass
+from typing import Any, List, Optional, Tuple, Union
 
-__all__ = ["Done", "Event", "ProcessingStarted", "QueuePosition", "TextUpdate"]
+__all__ = [
+    "Done",
+    "Event",
+    "ProcessingStarted",
+    "Progress",
+    "QueuePosition",
+    "SpaceLog",
+    "TextUpdate",
+    "WakingUp",
+]
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ class TextBuffer:
 
 
 class TextUpdate:
-    """New text from the Space.
+    """New text from the Space. Immutable, like the other events.
 
     Attributes:
         delta: What to add to the text received so far; when ``replaced``, the whole new
@@ -86,19 +97,31 @@ class TextUpdate:
     __slots__ = ("_buffer", "_count", "delta", "replaced")
     delta: str
     replaced: bool
+    _buffer: TextBuffer
+    _count: int
 
     def __init__(self, delta: str, *, replaced: bool = False, buffer: Optional[TextBuffer] = None) -> None:
-        self.delta = delta
-        self.replaced = replaced
         if buffer is None:
             buffer = TextBuffer(delta)
-        self._buffer = buffer
-        self._count = buffer.count
+        set_slot = object.__setattr__
+        set_slot(self, "delta", delta)
+        set_slot(self, "replaced", replaced)
+        set_slot(self, "_buffer", buffer)
+        set_slot(self, "_count", buffer.count)
 
     @property
     def text(self) -> str:
         """The whole answer so far (joined only when asked for)."""
         return self._buffer.text(self._count)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a TextUpdate is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: a TextUpdate is immutable")
+
+    def __reduce__(self) -> Tuple[Any, Tuple[str, bool, str]]:  # copy and pickle keep the text
+        return _restore_text_update, (self.delta, self.replaced, self.text)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TextUpdate):
@@ -112,6 +135,30 @@ class TextUpdate:
         return f"TextUpdate(delta={self.delta!r}, replaced={self.replaced!r})"
 
 
+def _restore_text_update(delta: str, replaced: bool, text: str) -> TextUpdate:
+    return TextUpdate(delta, replaced=replaced, buffer=TextBuffer(text))
+
+
+class _NewTextUpdate(TextUpdate):
+    """Makes a TextUpdate the fast way, for the decoders (once per update of an answer):
+    plain slot stores, then the instance becomes a (frozen) TextUpdate."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+
+    def __init__(self, delta: str, replaced: bool, buffer: TextBuffer) -> None:
+        self.delta = delta
+        self.replaced = replaced
+        self._buffer = buffer
+        self._count = len(buffer._pieces)
+        self.__class__ = TextUpdate  # type: ignore[assignment]
+
+
+def new_text_update(delta: str, replaced: bool, buffer: TextBuffer) -> TextUpdate:
+    """``TextUpdate(delta, replaced=replaced, buffer=buffer)``, in half the time."""
+    return _NewTextUpdate(delta, replaced, buffer)
+
+
 @dataclass(frozen=True)
 class Done:
     """The answer is complete.
@@ -123,4 +170,81 @@ class Done:
     text: str
 
 
-Event = Union[QueuePosition, ProcessingStarted, TextUpdate, Done]
+_LOG_LEVELS = {"warning": logging.WARNING, "info": logging.INFO, "success": logging.INFO, "error": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class SpaceLog:
+    """A message the Space's app showed its users: ``gr.Warning``, ``gr.Info``,
+    ``gr.Success`` (Gradio 5.10+) or an error-level log (Gradio 6).
+
+    The answer goes on after it: a warning is not a failure. The queue protocol only.
+
+    Attributes:
+        level: ``"warning"``, ``"info"``, ``"success"`` or ``"error"``, as the Space said it
+            (lower case; a newer Gradio may send other levels).
+        message: The text of the message.
+        title: The title the Space gave it (Gradio's default is the level, capitalised), or None.
+    """
+
+    level: str
+    message: str
+    title: Optional[str]
+
+    @property
+    def log_level(self) -> int:
+        """The :mod:`logging` level it maps to: warning is ``WARNING``, info and success are
+        ``INFO``, error is ``ERROR``; any other level is ``INFO``."""
+        return _LOG_LEVELS.get(self.level, logging.INFO)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report from the Space's app (``gr.Progress``). The queue protocol only.
+
+    Gradio sends a list of reports, one per nested progress bar; this event is the first
+    (outermost) one. Either ``progress`` is set, or ``index`` and ``length`` are
+    (tqdm-style steps), or only ``index`` (steps of unknown count).
+
+    Attributes:
+        progress: The fraction done, from 0 to 1, or None.
+        index: The steps done, or None.
+        length: The steps in all, or None.
+        unit: What a step is (``"steps"``, ``"it"``, ...), or None.
+        desc: What the Space is doing (``"Thinking"``), or None.
+    """
+
+    progress: Optional[float]
+    index: Optional[int]
+    length: Optional[int]
+    unit: Optional[str]
+    desc: Optional[str]
+
+    @property
+    def fraction(self) -> Optional[float]:
+        """The fraction done, from ``progress`` or else ``index / length``; None when unknown."""
+        if self.progress is not None:
+            return self.progress
+        if self.index is not None and self.length:
+            return self.index / self.length
+        return None
+
+
+@dataclass(frozen=True)
+class WakingUp:
+    """The Space is asleep or starting, and the client is waiting for it to run.
+
+    Yielded by the client (not sent by the Space) each time it looks at the Space's state
+    on Hugging Face while it waits, before anything else of the chat.
+
+    Attributes:
+        stage: The Space's runtime stage on Hugging Face: ``"SLEEPING"``, ``"BUILDING"``,
+            ``"APP_STARTING"``, ...
+        waited: The seconds waited so far.
+    """
+
+    stage: str
+    waited: float
+
+
+Event = Union[WakingUp, QueuePosition, ProcessingStarted, TextUpdate, SpaceLog, Progress, Done]

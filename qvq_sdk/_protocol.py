@@ -18,7 +18,7 @@ import math
 import re
 from typing import Any, Callable, List, Optional, Tuple
 
-from ._events import Done, Event, ProcessingStarted, QueuePosition, TextBuffer, TextUpdate
+from ._events import Done, Event, ProcessingStarted, QueuePosition, TextBuffer, TextUpdate, new_text_update
 from .errors import AppError, QuotaExceededError, StreamError
 
 HIDDEN_BY_SPACE = (
@@ -97,10 +97,10 @@ class _TextTracker:
             delta = text[len(current) :]
             self._buffer.append(delta)
             self._whole = text
-            return TextUpdate(delta, buffer=self._buffer)
+            return new_text_update(delta, False, self._buffer)
         self._buffer = TextBuffer(text)
         self._whole = text
-        return TextUpdate(text, replaced=True, buffer=self._buffer)
+        return new_text_update(text, True, self._buffer)
 
     def append(self, delta: Any) -> Optional[TextUpdate]:
         if not isinstance(delta, str):
@@ -109,7 +109,7 @@ class _TextTracker:
             return None
         self._buffer.append(delta)
         self._whole = None
-        return TextUpdate(delta, buffer=self._buffer)
+        return new_text_update(delta, False, self._buffer)
 
     def apply_edits(self, edits: Any) -> List[TextUpdate]:
         """Applies a Gradio diff: a list of ``[op, path, value]`` edits."""

@@ -1,10 +1,25 @@
 """qvq_sdk._events: the typed events, and the lazily joined text behind TextUpdate."""
 
+import copy
 import dataclasses
+import logging
+import pickle
 
 import pytest
 
-from qvq_sdk._events import Done, ProcessingStarted, QueuePosition, TextBuffer, TextUpdate
+from qvq_sdk import _events
+from qvq_sdk._events import (
+    Done,
+    Event,
+    ProcessingStarted,
+    Progress,
+    QueuePosition,
+    SpaceLog,
+    TextBuffer,
+    TextUpdate,
+    WakingUp,
+    new_text_update,
+)
 
 
 def test_text_buffer_starts_empty_or_with_text():
@@ -90,12 +105,58 @@ def test_text_update_has_no_instance_dict():
         TextUpdate("x").other = 1  # __slots__ keep many updates small
 
 
+@pytest.mark.parametrize("name", ["delta", "replaced", "text", "_buffer", "_count", "other"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TextUpdate("x"),
+        lambda: TextUpdate("x", replaced=True, buffer=TextBuffer("x")),
+        lambda: new_text_update("x", False, TextBuffer("x")),  # the decoders' fast way
+    ],
+)
+def test_text_update_is_immutable(make, name):
+    update = make()
+    with pytest.raises(dataclasses.FrozenInstanceError):  # as the frozen dataclasses raise
+        setattr(update, name, "changed")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        delattr(update, name)
+    assert (update.delta, update.text) == ("x", "x")
+
+
+def test_new_text_update_is_a_plain_text_update():
+    buffer = TextBuffer("ab")
+    buffer.append("c")
+    fast = new_text_update("c", False, buffer)
+    assert type(fast) is TextUpdate
+    assert fast == TextUpdate("c", buffer=buffer)
+    assert (fast.delta, fast.replaced, fast.text) == ("c", False, "abc")
+    buffer.append("d")
+    assert fast.text == "abc"  # its count was taken when it was made
+    assert new_text_update("new", True, TextBuffer("new")).replaced is True
+
+
+@pytest.mark.parametrize("clone", [copy.copy, copy.deepcopy, lambda u: pickle.loads(pickle.dumps(u))])
+def test_text_update_copies_keep_delta_and_text(clone):
+    buffer = TextBuffer("Hel")
+    buffer.append("lo")
+    update = TextUpdate("lo", buffer=buffer)
+    copied = clone(update)
+    assert type(copied) is TextUpdate
+    assert copied == update
+    assert (copied.delta, copied.replaced, copied.text) == ("lo", False, "Hello")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copied.delta = "x"
+
+
 @pytest.mark.parametrize(
     "event, field, value",
     [
         (QueuePosition(rank=0, queue_size=1, eta=0.5), "rank", 3),
         (ProcessingStarted(eta=None), "eta", 1.0),
         (Done("text"), "text", "other"),
+        (SpaceLog("warning", "Image was resized", "Warning"), "message", "other"),
+        (Progress(progress=0.5, index=None, length=None, unit="steps", desc="Thinking"), "progress", 0.75),
+        (WakingUp("APP_STARTING", 3.0), "stage", "RUNNING"),
     ],
 )
 def test_events_are_frozen_values(event, field, value):
@@ -107,3 +168,57 @@ def test_events_are_frozen_values(event, field, value):
 
 def test_done_repr_shows_text():
     assert repr(Done("hi")) == "Done(text='hi')"
+
+
+@pytest.mark.parametrize(
+    "level, expected",
+    [
+        ("warning", logging.WARNING),
+        ("info", logging.INFO),
+        ("success", logging.INFO),
+        ("error", logging.ERROR),
+        ("debug", logging.INFO),  # a level this version does not know
+        ("", logging.INFO),
+    ],
+)
+def test_space_log_level(level, expected):
+    assert SpaceLog(level, "message", None).log_level == expected
+
+
+def test_space_log_repr_says_what_it_is():
+    assert (
+        repr(SpaceLog("warning", "Image was resized", "Warning"))
+        == "SpaceLog(level='warning', message='Image was resized', title='Warning')"
+    )
+    assert "level='error'" in repr(SpaceLog("error", "Oops", None))
+
+
+@pytest.mark.parametrize(
+    "progress, index, length, fraction",
+    [
+        (0.25, None, None, 0.25),
+        (0.25, 9, 10, 0.25),  # progress wins
+        (None, 2, 8, 0.25),  # tqdm-style
+        (None, 3, None, None),  # steps of unknown count
+        (None, 3, 0, None),
+        (None, None, None, None),
+        (0.0, None, None, 0.0),
+    ],
+)
+def test_progress_fraction(progress, index, length, fraction):
+    assert Progress(progress, index, length, "steps", None).fraction == fraction
+
+
+def test_progress_and_waking_up_reprs():
+    assert repr(Progress(0.5, None, None, "steps", "Thinking")) == (
+        "Progress(progress=0.5, index=None, length=None, unit='steps', desc='Thinking')"
+    )
+    assert repr(WakingUp("SLEEPING", 1.5)) == "WakingUp(stage='SLEEPING', waited=1.5)"
+
+
+def test_event_union_and_all_name_every_event():
+    events = {Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp}
+    assert set(Event.__args__) == events
+    assert set(_events.__all__) == {cls.__name__ for cls in events} | {"Event"}
+    for name in _events.__all__:
+        assert name in _events.__doc__ or name == "Event", name
