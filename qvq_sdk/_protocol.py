@@ -6,20 +6,36 @@ and knows whether the answer completed. See PROTOCOL.md for the wire facts.
 
 - :class:`QueueDecoder`: ``GET {prefix}/queue/data`` (what ``gradio_client`` speaks):
   JSON messages; the first ``process_generating`` holds the whole output, later ones
-  hold diffs (``[op, path, value]`` edits).
+  hold diffs (``[op, path, value]`` edits). The app's ``log`` messages (``gr.Warning``,
+  ``gr.Info``, ...) and ``progress`` reports become :class:`SpaceLog` and :class:`Progress`
+  events, in stream order. A message kind it does not know is ignored (logged at DEBUG).
 - :class:`CallDecoder`: ``GET {prefix}/call/generate/{event_id}``: named events, each
-  holding the whole output so far.
+  holding the whole output so far. The call protocol carries no log messages and no
+  progress: Gradio sends them on the queue protocol only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Set, Tuple
 
-from ._events import Done, Event, ProcessingStarted, QueuePosition, TextBuffer, TextUpdate, new_text_update
+from ._events import (
+    Done,
+    Event,
+    ProcessingStarted,
+    Progress,
+    QueuePosition,
+    SpaceLog,
+    TextBuffer,
+    TextUpdate,
+    new_text_update,
+)
 from .errors import AppError, QuotaExceededError, StreamError
+
+logger = logging.getLogger("qvq_sdk")
 
 HIDDEN_BY_SPACE = (
     "the Space hides its error messages (its app does not set show_error=True). Retry, or ask the Space's authors."
@@ -198,6 +214,41 @@ def _integer(value: Any) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _string(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def _space_log(message: Any) -> Optional[SpaceLog]:
+    """``{"msg": "log", "log": text, "level": "warning", "title": ...}`` as an event (None
+    when it holds no text)."""
+    text = message.get("log")
+    if not isinstance(text, str):
+        return None
+    level = message.get("level")
+    level = level.lower() if isinstance(level, str) and level else "info"  # Gradio 4 sent no level for info
+    return SpaceLog(level=level, message=text, title=_string(message.get("title")))
+
+
+def _progress(message: Any) -> Optional[Progress]:
+    """``{"msg": "progress", "progress_data": [unit, ...]}`` as an event, from its first
+    (outermost) unit; None when it holds none."""
+    units = message.get("progress_data")
+    unit = units[0] if isinstance(units, list) and units else None
+    if not isinstance(unit, dict):
+        return None
+    return Progress(
+        progress=_number(unit.get("progress")),
+        index=_integer(unit.get("index")),
+        length=_integer(unit.get("length")),
+        unit=_string(unit.get("unit")),
+        desc=_string(unit.get("desc")),
+    )
+
+
+# Messages the queue decoder knows and has nothing to say about.
+_QUIET_KINDS = frozenset(["heartbeat", "close_stream", "server_stopped"])
+
+
 class _Decoder:
     def __init__(self) -> None:
         self._text = _TextTracker()
@@ -228,6 +279,7 @@ class QueueDecoder(_Decoder):
     def __init__(self, event_id: Optional[str] = None) -> None:
         super().__init__()
         self._event_id = event_id
+        self._unknown_kinds: Set[str] = set()
 
     def feed(self, data: str) -> List[Event]:
         try:  # _parse_json, inlined for the usual case: one JSON object, nothing around it
@@ -272,6 +324,12 @@ class QueueDecoder(_Decoder):
             if isinstance(output, dict) and "data" not in output:
                 raise StreamError("The Space ended the job without an answer (it was cancelled). Retry the request.")
             return self._complete(self._text.apply_output(_first_output(output, kind)))
+        if kind == "log":
+            log = _space_log(message)
+            return [] if log is None else [log]
+        if kind == "progress":
+            progress = _progress(message)
+            return [] if progress is None else [progress]
         if kind == "unexpected_error":
             detail = message.get("message")
             if message.get("session_not_found") or (isinstance(detail, str) and "session not found" in detail.lower()):
@@ -285,6 +343,9 @@ class QueueDecoder(_Decoder):
             self._ended_because = "the Space closed the stream"
         elif kind == "server_stopped":
             self._ended_because = "the Space's server stopped (it is restarting or being redeployed)"
+        elif kind not in _QUIET_KINDS and kind not in self._unknown_kinds:
+            self._unknown_kinds.add(kind)
+            logger.debug("ignored a message of a kind qvq-sdk does not know: %r (%s)", kind, excerpt(data))
         return []
 
 

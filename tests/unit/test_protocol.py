@@ -1,12 +1,13 @@
 """qvq_sdk._protocol: the queue and call protocols' event data → typed events and errors."""
 
 import json
+import logging
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qvq_sdk._events import Done, ProcessingStarted, QueuePosition, TextUpdate
+from qvq_sdk._events import Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate
 from qvq_sdk._protocol import CallDecoder, QueueDecoder, _parse_json, clean_app_message, excerpt, parse_retry_in
 from qvq_sdk.errors import AppError, QuotaExceededError, StreamError
 
@@ -243,8 +244,141 @@ def test_queue_messages_of_another_event_are_ignored():
 )
 def test_queue_unknown_or_uninteresting_messages_are_ignored(kind):
     decoder = QueueDecoder(EVENT_ID)
-    assert decoder.feed(message(kind, extra={"anything": [1, 2]})) == []
+    assert decoder.feed(message(kind, extra={"anything": [1, 2]})) == []  # a log or progress without its fields too
     assert not decoder.done
+
+
+def sdk_debug_lines(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "qvq_sdk" and r.levelno == logging.DEBUG]
+
+
+def test_queue_unknown_kinds_are_logged_at_debug_once_per_kind(caplog):
+    caplog.set_level(logging.DEBUG, logger="qvq_sdk")
+    decoder = QueueDecoder(EVENT_ID)
+    for kind in ["something_new", "process_streaming", "something_new", "something_new"]:
+        assert decoder.feed(message(kind, extra=1)) == []
+    lines = sdk_debug_lines(caplog)
+    assert len(lines) == 2
+    assert "'something_new'" in lines[0] and "does not know" in lines[0]
+    assert "'process_streaming'" in lines[1]
+    assert all(record.levelno == logging.DEBUG for record in caplog.records if record.name == "qvq_sdk")
+    # Another stream logs them again.
+    QueueDecoder(EVENT_ID).feed(message("something_new"))
+    assert len(sdk_debug_lines(caplog)) == 3
+
+
+def test_queue_known_messages_are_not_logged(caplog):
+    caplog.set_level(logging.DEBUG, logger="qvq_sdk")
+    feed_all(
+        QueueDecoder(EVENT_ID),
+        [estimation(), starts(), HEARTBEAT, log_message("hi"), progress_message(0.5), generating("a"), completed("a")],
+    )
+    decoder = QueueDecoder(EVENT_ID)
+    feed_all(decoder, [message("server_stopped", event_id=None), CLOSE])
+    assert sdk_debug_lines(caplog) == []
+
+
+# -- the queue protocol: the app's log messages and progress ----------------------------------
+
+
+def log_message(text, level="warning", title="Warning", event_id=EVENT_ID):
+    return message("log", event_id=event_id, log=text, level=level, duration=10.0, visible=True, title=title)
+
+
+def progress_message(progress=None, index=None, length=None, unit="steps", desc="Thinking", more=()):
+    unit_data = {"index": index, "length": length, "unit": unit, "progress": progress, "desc": desc}
+    return message("progress", progress_data=[unit_data, *more])
+
+
+def test_queue_logs_and_progress_in_stream_order():
+    # The sequence PROTOCOL.md recorded from gr.Warning, gr.Info and gr.Progress.
+    events = feed_all(
+        QueueDecoder(EVENT_ID),
+        [
+            estimation(),
+            starts(),
+            log_message("Image was resized to 1024 px"),
+            log_message("Model loaded", level="info", title="Info"),
+            progress_message(0.333),
+            generating("Answer"),
+            progress_message(None, index=2, length=6),
+            log_message("Almost done", level="success", title="Success"),
+            append(": 42"),
+            log_message("Careful", level="error", title=None),
+            completed("Answer: 42"),
+        ],
+    )
+    assert [event for event in events if not isinstance(event, (QueuePosition, ProcessingStarted))] == [
+        SpaceLog(level="warning", message="Image was resized to 1024 px", title="Warning"),
+        SpaceLog(level="info", message="Model loaded", title="Info"),
+        Progress(progress=0.333, index=None, length=None, unit="steps", desc="Thinking"),
+        TextUpdate("Answer"),
+        Progress(progress=None, index=2, length=6, unit="steps", desc="Thinking"),
+        SpaceLog(level="success", message="Almost done", title="Success"),
+        TextUpdate(": 42", buffer=_buffer_of("Answer", ": 42")),
+        SpaceLog(level="error", message="Careful", title=None),
+        Done("Answer: 42"),
+    ]
+
+
+def test_queue_logs_do_not_change_the_text():
+    decoder = QueueDecoder(EVENT_ID)
+    feed_all(decoder, [generating("a"), log_message("w"), progress_message(0.5)])
+    assert feed_all(decoder, [append("b"), completed("ab")])[-1] == Done("ab")
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"log": "x"}, SpaceLog("info", "x", None)),  # Gradio 4: no level, no title
+        ({"log": "x", "level": "WARNING", "title": "Hm"}, SpaceLog("warning", "x", "Hm")),
+        ({"log": "x", "level": "debug"}, SpaceLog("debug", "x", None)),  # a level of a newer Gradio
+        ({"log": "x", "level": 3, "title": 4}, SpaceLog("info", "x", None)),
+        ({"log": "", "level": "warning"}, SpaceLog("warning", "", None)),
+        ({"log": None, "level": "warning"}, None),
+        ({"log": ["x"], "level": "warning"}, None),
+        ({"level": "warning"}, None),
+    ],
+)
+def test_queue_log_fields(fields, expected):
+    events = QueueDecoder(EVENT_ID).feed(message("log", **fields))
+    assert events == ([] if expected is None else [expected])
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (
+            [{"progress": 1, "index": None, "length": None, "unit": "it", "desc": None}],
+            Progress(1.0, None, None, "it", None),
+        ),
+        ([{"index": 3}], Progress(None, 3, None, None, None)),
+        (
+            [{"progress": "half", "index": 1.5, "length": True, "unit": 7, "desc": ["x"]}],
+            Progress(None, None, None, None, None),
+        ),
+        ([{"progress": float("nan")}], Progress(None, None, None, None, None)),
+        (
+            [{"progress": 0.1, "desc": "outer"}, {"progress": 0.9, "desc": "inner"}],
+            Progress(0.1, None, None, None, "outer"),
+        ),
+        ([], None),
+        (None, None),
+        (["not a dict"], None),
+        ({"progress": 0.5}, None),
+    ],
+)
+def test_queue_progress_fields(data, expected):
+    events = QueueDecoder(EVENT_ID).feed(message("progress", progress_data=data))
+    assert events == ([] if expected is None else [expected])
+
+
+def test_queue_logs_of_another_event_or_after_completion_are_ignored():
+    decoder = QueueDecoder(EVENT_ID)
+    assert decoder.feed(log_message("theirs", event_id=OTHER_ID)) == []
+    feed_all(decoder, [completed("done")])
+    assert decoder.feed(log_message("late")) == []
+    assert decoder.feed(progress_message(1.0)) == []
 
 
 def test_queue_messages_after_completion_are_ignored():
