@@ -9,8 +9,10 @@ Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1`` and ``
     gradio_server          stream mode, concurrency 4
     gradio_return_server   return mode (the stream holds only the completion)
     gradio_queue_server    stream mode, concurrency 1 (to force queueing)
-    realserver_pool        ``.get(version, mode=..., concurrency=..., max_file_size=...)`` for
-                           any other configuration
+    gradio_tls_server      stream mode over HTTPS (Gradio's own TLS), certificates from ``certs``
+    certs                  a CA and a server certificate for 127.0.0.1, made by trustme for the run
+    realserver_pool        ``.get(version, mode=..., concurrency=..., max_file_size=..., tls=...)``
+                           for any other configuration
 
 ``QVQ_GRADIO_VERSIONS`` (comma-separated, default ``5.9.1,6``) picks the versions, e.g. ``6`` for a
 quick local run or ``4,5.9.1,6`` to include the optional Gradio 4.44 venv.
@@ -25,6 +27,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: the netkit
 
 import servers
 
@@ -72,8 +75,8 @@ class ServerPool:
         self._servers = {}
         self._venv_errors = {}
 
-    def get(self, version, mode="stream", concurrency=4, max_file_size=None):
-        key = (version, mode, concurrency, max_file_size)
+    def get(self, version, mode="stream", concurrency=4, max_file_size=None, tls=None):
+        key = (version, mode, concurrency, max_file_size, tls)
         if key not in self._servers:
             # Build (or fail to build) each venv once, not once per fixture.
             if version not in self._venv_errors:
@@ -84,8 +87,11 @@ class ServerPool:
                     self._venv_errors[version] = exc
             if self._venv_errors[version] is not None:
                 raise self._venv_errors[version]
+            tls_option = {} if tls is None else {"tls": tls}
             self._servers[key] = self._stack.enter_context(
-                servers.start_server(version, mode=mode, concurrency=concurrency, max_file_size=max_file_size)
+                servers.start_server(
+                    version, mode=mode, concurrency=concurrency, max_file_size=max_file_size, **tls_option
+                )
             )
         return self._servers[key]
 
@@ -120,3 +126,15 @@ def gradio_return_server(realserver_pool, gradio_version):
 @pytest.fixture(scope="session")
 def gradio_queue_server(realserver_pool, gradio_version):
     return realserver_pool.get(gradio_version, concurrency=1)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    from netkit.tls import make_certs
+
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def gradio_tls_server(realserver_pool, gradio_version, certs):
+    return realserver_pool.get(gradio_version, tls=certs)
