@@ -104,8 +104,8 @@ def test_unknown_message_kinds_are_ignored(space, make_client, protocol):
     events = wire.events()
     if protocol == "queue":
         odd = [
-            queue_event({"msg": "progress", "event_id": EVENT_ID, "progress_data": [{"index": 1}]}),
-            queue_event({"msg": "log", "event_id": EVENT_ID, "log": "loading", "level": "info"}),
+            queue_event({"msg": "process_streaming", "event_id": EVENT_ID, "output": {}}),
+            queue_event({"msg": "a_future_kind", "event_id": EVENT_ID, "log": "loading", "level": "info"}),
             queue_event({"msg": "a_kind_from_gradio_9", "event_id": EVENT_ID, "anything": [1, {"x": None}]}),
             queue_event({"msg": "heartbeat", "event_id": None}),
         ]
