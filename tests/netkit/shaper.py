@@ -246,6 +246,8 @@ class Shaper:
 
     def connection_info(self):
         """A ``ConnectionInfo`` snapshot of every connection so far, in accept order."""
+        if self._thread is None:  # stopped (or never started): nothing changes any more
+            return [c.info() for c in self._history]
         return self._call(self._snapshot())
 
     def close_all(self, reset=False):

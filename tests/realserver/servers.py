@@ -7,6 +7,11 @@ Gradio is not installed in the test venv: each supported Gradio version gets its
 Run a stand-in by hand (installs the venv on first use), then point the SDK at the URL::
 
     python tests/realserver/servers.py --gradio 6 [--mode stream|return] [--port 7860]
+        [--ssl-certfile CHAIN.pem --ssl-keyfile KEY.pem [--ssl-cafile CA.pem]]   # HTTPS
+
+``start_server(..., tls=certs)`` serves HTTPS with Gradio's own TLS (``launch(ssl_certfile=...,
+ssl_keyfile=...)``): ``certs`` is a ``netkit.tls.Certs`` or a ``(certfile, keyfile, cafile)``
+tuple of PEM paths (this module never imports trustme).
 
 Environment:
     QVQ_TEST_VENVS      where the venvs live (default ``<repo>/.venvs``).
@@ -27,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -39,15 +45,18 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 APP = os.path.join(HERE, "standin_app.py")
 
 #: venv name -> pip requirements. gradio 5.9.1 is what the QVQ Space declared; it breaks with
-#: pydantic >= 2.11 and huggingface_hub >= 1.0, hence the pins. "4" (no /gradio_api prefix) is
-#: optional, not run by default; its pins avoid today's fastapi/starlette/huggingface_hub.
+#: pydantic >= 2.11 and huggingface_hub >= 1.0, hence the pins. "5.50" is the newest 5.x
+#: (5.50.0 when added): it needs no pins (it works with huggingface_hub 1.x). "4" (no
+#: /gradio_api prefix) is optional, not run by default; its pins avoid today's
+#: fastapi/starlette/huggingface_hub.
 VENV_SPECS = {
     "5.9.1": ["gradio==5.9.1", "pydantic==2.10.6", "huggingface_hub<1.0"],
+    "5.50": ["gradio>=5.50,<6"],
     "6": ["gradio>=6,<7"],
     "4": ["gradio==4.44.1", "fastapi<0.113", "starlette<0.39", "huggingface_hub<0.26", "pydantic<2.11"],
 }
 #: The versions the test fixtures use unless QVQ_GRADIO_VERSIONS says otherwise.
-DEFAULT_VERSIONS = ["5.9.1", "6"]
+DEFAULT_VERSIONS = ["5.9.1", "5.50", "6"]
 
 LOCAL_HOSTS = "127.0.0.1,localhost"
 STARTUP_TIMEOUT = 120.0
@@ -187,9 +196,36 @@ def _tail(path, lines=40):
         return "(no log: %s)" % exc
 
 
-def _get_config(base_url):
-    """GET /config without any proxy; the parsed JSON, or None if not (yet) answering 200."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def _tls_paths(tls):
+    """(certfile, keyfile, cafile) from a netkit.tls.Certs-like object or a 2/3-tuple of paths."""
+    if tls is None:
+        return None
+    if isinstance(tls, (tuple, list)):
+        if len(tls) not in (2, 3):
+            raise HarnessError("tls= takes (certfile, keyfile[, cafile]), not %r" % (tls,))
+        paths = tuple(tls) + (None,) * (3 - len(tls))
+    else:
+        paths = (tls.certfile, tls.keyfile, getattr(tls, "cafile", None))
+    return tuple(None if p is None else os.path.abspath(os.fspath(p)) for p in paths)
+
+
+def _ssl_context(cafile):
+    """A client context trusting ``cafile`` (or, without one, not verifying at all)."""
+    if cafile:
+        return ssl.create_default_context(cafile=cafile)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _get_config(base_url, cafile=None):
+    """GET /config without any proxy; the parsed JSON, or None if not (yet) answering 200.
+    An https URL is verified against ``cafile`` (unverified if None)."""
+    handlers = [urllib.request.ProxyHandler({})]
+    if base_url.startswith("https:"):
+        handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(cafile)))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(base_url + "/config", timeout=5) as resp:
             if resp.status == 200:
@@ -200,15 +236,19 @@ def _get_config(base_url):
 
 
 class Server:
-    """A running stand-in. ``base_url`` has no trailing slash."""
+    """A running stand-in. ``base_url`` has no trailing slash (``https://`` when served with
+    TLS; then ``cafile`` is the CA bundle that verifies it, if one was given)."""
 
-    def __init__(self, venv_name, mode, concurrency, max_file_size, port, record_dir, log_path, process):
+    def __init__(self, venv_name, mode, concurrency, max_file_size, port, record_dir, log_path, process, tls=None):
         self.venv_name = venv_name
         self.mode = mode
         self.concurrency = concurrency
         self.max_file_size = max_file_size
         self.port = port
-        self.base_url = "http://127.0.0.1:%d" % port
+        self.tls = tls
+        self.cafile = tls[2] if tls else None
+        self.scheme = "https" if tls else "http"
+        self.base_url = "%s://127.0.0.1:%d" % (self.scheme, port)
         self.record_dir = record_dir
         self.log_path = log_path
         self.process = process
@@ -277,12 +317,17 @@ def start_server(
     record_dir=None,
     port=None,
     startup_timeout=STARTUP_TIMEOUT,
+    tls=None,
 ):
     """Run the stand-in under the named gradio venv; yield a ready ``Server``; stop it on exit.
 
     Waits until ``GET /config`` answers 200 (at most ``startup_timeout`` s) and raises
     HarnessError with the server log's tail if the process dies or the wait runs out.
+    ``tls``: serve HTTPS with these PEM files: a ``netkit.tls.Certs`` (anything with
+    ``certfile``, ``keyfile`` and ``cafile`` attributes) or ``(certfile, keyfile[, cafile])``;
+    the readiness check trusts ``cafile``.
     """
+    tls = _tls_paths(tls)
     python = ensure_venv(venv_name)
     work = tempfile.mkdtemp(prefix="qvq-gradio%s-%s-" % (venv_name, mode))
     record_dir = os.path.abspath(record_dir or os.path.join(work, "records"))
@@ -311,6 +356,8 @@ def start_server(
         ]
         if max_file_size is not None:
             cmd += ["--max-file-size", str(max_file_size)]
+        if tls:
+            cmd += ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]]
         log = open(log_path, "a")
         log.write("$ %s\n" % " ".join(cmd))
         log.flush()
@@ -325,11 +372,11 @@ def start_server(
             preexec_fn=_die_with_parent,
         )
         log.close()
-        server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir, log_path, process)
+        server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir, log_path, process, tls)
         try:
             deadline = time.monotonic() + startup_timeout
             while True:
-                config = _get_config(server.base_url)
+                config = _get_config(server.base_url, server.cafile)
                 if config is not None:
                     break
                 if process.poll() is not None:
@@ -368,10 +415,21 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-file-size", default=None)
+    parser.add_argument("--ssl-certfile", default=None, help="serve HTTPS: the certificate chain (PEM)")
+    parser.add_argument("--ssl-keyfile", default=None, help="serve HTTPS: its private key (PEM)")
+    parser.add_argument("--ssl-cafile", default=None, help="the CA that verifies it (for the readiness check)")
     args = parser.parse_args(argv)
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        parser.error("--ssl-certfile and --ssl-keyfile go together")
+    tls = (args.ssl_certfile, args.ssl_keyfile, args.ssl_cafile) if args.ssl_certfile else None
     print("preparing the gradio %s venv under %s ..." % (args.gradio, venvs_dir()), flush=True)
     with start_server(
-        args.gradio, mode=args.mode, concurrency=args.concurrency, max_file_size=args.max_file_size, port=args.port
+        args.gradio,
+        mode=args.mode,
+        concurrency=args.concurrency,
+        max_file_size=args.max_file_size,
+        port=args.port,
+        tls=tls,
     ) as server:
         print(
             "gradio %s stand-in (%s mode) serving at %s  (log: %s; Ctrl-C to stop)"

@@ -4,6 +4,10 @@ Runs under a venv that has gradio (4.x, 5.x or 6.x) installed -- not the test ve
 
     python standin_app.py --port 7860 [--host 127.0.0.1] [--mode stream|return]
         [--concurrency K] [--max-file-size SIZE] [--record-dir DIR]
+        [--ssl-certfile CHAIN.pem --ssl-keyfile KEY.pem]
+
+With ``--ssl-certfile`` / ``--ssl-keyfile`` it serves HTTPS (Gradio's own TLS: ``launch(ssl_certfile=...,
+ssl_keyfile=..., ssl_verify=False)``; ``ssl_verify=False`` only affects Gradio's check of its own URL).
 
 It mirrors the Space's API: one queued endpoint ``api_name="generate"`` with inputs
 ``(gr.Image(type="filepath"), gr.Textbox())`` and one ``gr.Textbox()`` output. In ``stream``
@@ -27,7 +31,22 @@ The prompt's first word scripts the behaviour; anything else is echoed:
                    writes ``tick i`` per tick and finally ``stopped at i`` to
                    ``{record_dir}/{ID}.log``, so a test can see the app stop after a cancel.
 ``sleep S``        sleeps S seconds, then answers ``slept``.
+``say WORDS``      the echo above (``You said: say WORDS | image: ...``), whatever WORDS are.
+``warn MSG``       ``gr.Warning(MSG)`` (a queue ``log`` message, level ``warning``), then
+                   answers ``noted: MSG`` word by word.
+``info MSG``       ``gr.Info(MSG)`` (``log``, level ``info``), then ``noted: MSG``.
+``success MSG``    ``gr.Success(MSG)`` (``log``, level ``success``; gradio >= 5.10), falling
+                   back to ``gr.Info`` on older gradio; then ``noted: MSG``.
+``progress [N]``   reports N (default 3) steps through ``gr.Progress`` (queue ``progress``
+                   messages: index 0..N-1 of N, unit ``steps``, desc ``Thinking``), one every
+                   0.2 s, then answers ``Answer: 42``. Gradio 5.x samples progress every
+                   0.1 s, so a step can still be missed under load: do not count them.
+                   The ``progress`` parameter is not an API input (Gradio leaves Progress
+                   parameters out of the endpoint).
 =================  ==========================================================================
+
+The toasts and progress are queue (``/queue/data``) messages; the ``/call`` protocol's stream
+has no event for them.
 """
 
 from __future__ import annotations
@@ -53,6 +72,9 @@ QUOTA_HTML = (
     "to get more usage quota."
 )
 TICK_SECONDS = 0.05
+PROGRESS_SECONDS = 0.2  # gradio 5.x sends the latest progress every 0.1 s: shorter steps merge
+#: The toast commands; gr.Success exists from gradio 5.10 (5.9.1 falls back to gr.Info).
+NOTIFY = {"warn": gr.Warning, "info": gr.Info, "success": getattr(gr, "Success", gr.Info)}
 
 RECORD_DIR = os.path.join(tempfile.gettempdir(), "qvq-standin-records")
 
@@ -100,7 +122,9 @@ def _slow_ticks(record_id, count):
 def _script(image, text):
     """The behaviour for one request, as a generator of (kind, value) steps.
 
-    kind is "yield" (an update), "sleep" (seconds; no output) or "raise" (an exception).
+    kind is "yield" (an update), "sleep" (seconds; no output), "raise" (an exception),
+    "notify" (a (gr.Warning/gr.Info/gr.Success, message) pair to call) or "progress"
+    ((index, length, desc) for gr.Progress).
     """
     text = text or ""
     parts = text.split()
@@ -128,6 +152,18 @@ def _script(image, text):
     elif cmd == "sleep" and args:
         yield "sleep", float(args[0])
         yield "yield", "slept"
+    elif cmd in NOTIFY:
+        message = text.split(None, 1)[1] if len(parts) > 1 else cmd
+        yield "notify", (NOTIFY[cmd], message)
+        words = ("noted: " + message).split(" ")
+        for prefix in _prefixes(words, len(words)):
+            yield "yield", prefix
+    elif cmd == "progress":
+        steps = int(args[0]) if args else 3
+        for i in range(steps):
+            yield "progress", (i, steps, "Thinking")
+            yield "sleep", PROGRESS_SECONDS
+        yield "yield", "Answer: 42"
     else:
         words = ("You said: %s | image: %s" % (text, _image_desc(image))).split(" ")
         for prefix in _prefixes(words, len(words)):
@@ -141,7 +177,20 @@ def _slow_args(text):
     return None
 
 
-def generate_stream(image, text):
+def _side_effect(kind, value, progress):
+    """Run a "sleep", "notify" or "progress" step; False for any other kind."""
+    if kind == "sleep":
+        time.sleep(value)
+    elif kind == "notify":
+        value[0](value[1])
+    elif kind == "progress":
+        progress((value[0], value[1]), desc=value[2])
+    else:
+        return False
+    return True
+
+
+def generate_stream(image, text, progress=gr.Progress()):  # noqa: B008 (how Gradio spells it)
     slow = _slow_args(text)
     if slow:
         out = ""
@@ -152,13 +201,11 @@ def generate_stream(image, text):
     for kind, value in _script(image, text):
         if kind == "raise":
             raise value
-        if kind == "sleep":
-            time.sleep(value)
-        else:
+        if not _side_effect(kind, value, progress):
             yield value
 
 
-def generate_return(image, text):
+def generate_return(image, text, progress=gr.Progress()):  # noqa: B008
     slow = _slow_args(text)
     if slow:
         out = ""
@@ -171,9 +218,7 @@ def generate_return(image, text):
     for kind, value in _script(image, text):
         if kind == "raise":
             raise value
-        if kind == "sleep":
-            time.sleep(value)
-        else:
+        if not _side_effect(kind, value, progress):
             result = value
     return result
 
@@ -201,7 +246,11 @@ def main(argv=None):
         "--max-file-size", default=None, help='passed to launch(max_file_size=...), e.g. "1mb" or 1000000'
     )
     parser.add_argument("--record-dir", default=None)
+    parser.add_argument("--ssl-certfile", default=None, help="serve HTTPS with this certificate chain (PEM)")
+    parser.add_argument("--ssl-keyfile", default=None, help="and this private key (PEM)")
     args = parser.parse_args(argv)
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        parser.error("--ssl-certfile and --ssl-keyfile go together")
     if args.record_dir:
         RECORD_DIR = os.path.abspath(args.record_dir)
     max_file_size = args.max_file_size
@@ -210,6 +259,8 @@ def main(argv=None):
     kwargs = {}
     if max_file_size is not None:
         kwargs["max_file_size"] = max_file_size
+    if args.ssl_certfile:
+        kwargs.update(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, ssl_verify=False)
     print(
         "gradio %s, mode=%s, concurrency=%d, records in %s" % (gr.__version__, args.mode, args.concurrency, RECORD_DIR),
         flush=True,
