@@ -38,7 +38,7 @@ logger = logging.getLogger("qvq_sdk")
 
 USER_AGENT = f"qvq-sdk/{__version__} python-requests/{requests_version}"
 _REDIRECTS = (301, 302, 303, 307, 308)
-CLOSED = "The client was closed; nothing more is sent."
+CLOSED = "This QVQClient was closed (close()); it sends nothing more. Create a new client."
 
 #: Retry policies of :meth:`Transport.request`.
 ALWAYS = "always"  # any connection failure or retryable status (a request that starts no job)
@@ -231,6 +231,11 @@ class Transport:
         kwargs: Dict[str, Any],
     ) -> Tuple[requests.Response, Tuple[float, float]]:
         """One attempt, following redirects; the token goes to the Space's origin only."""
+        verify = self._session.verify
+        if verify is not True and verify is not None:
+            # requests lets $REQUESTS_CA_BUNDLE override the session's own bundle (or False)
+            # unless it is passed with the request (requests#3829).
+            kwargs = {"verify": verify, **kwargs}
         for _ in range(MAX_REDIRECTS + 1):
             timeout = deadline.bound(self.timeout)
             sent_headers = {"User-Agent": USER_AGENT, **headers}

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+import certifi
 import pytest
 import requests
 from netkit.proxy import start_proxy
@@ -56,7 +57,9 @@ def ticks(server, record):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_chat_over_https_with_the_ca_in_the_session(gradio_tls_server, certs, protocol):
+def test_a_chat_over_https_with_the_ca_in_the_session(gradio_tls_server, certs, protocol, monkeypatch):
+    # A system bundle in the environment (which requests would let win) does not hide the session's.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
     assert gradio_tls_server.base_url.startswith("https://")
     session = trusting(certs)
     with QVQClient(base_url=gradio_tls_server.base_url, protocol=protocol, session=session) as client:
