@@ -1,8 +1,11 @@
 """When to retry a request, and how long to wait first: the policy in one place.
 
-Retried: connection failures and HTTP 429, 502, 503, 504, on requests that start a
-chat (config, image download, upload, join/call). Never the event stream: once text
-has been yielded, a retry could duplicate or lose it.
+Retried, on the requests that prepare a chat (config, image download, upload): connection
+failures and HTTP 429, 502, 503, 504. The request that starts the job (join or call) is
+retried only when it cannot have reached the Space: a failure while connecting, or a refusal
+(429, 503: nothing was queued); after a 502 or 504 from a gateway, or a connection that broke
+once the request was sent, the job may be running, and a second one is never started. Never
+the event stream: once text has been yielded, a retry could duplicate or lose it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import random
 import time
 from typing import Mapping, Optional
 
-from ._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, RETRYABLE_STATUS
+from ._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, REFUSED_STATUS, RETRYABLE_STATUS
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> Optional[float]:
@@ -34,8 +37,10 @@ def parse_retry_after(headers: Mapping[str, str]) -> Optional[float]:
     return max(0.0, seconds) if seconds == seconds else None  # NaN is no advice
 
 
-def should_retry_status(status_code: int) -> bool:
-    return status_code in RETRYABLE_STATUS
+def should_retry_status(status_code: int, *, starts_job: bool = False) -> bool:
+    """Whether a request that answered ``status_code`` is sent again; a request that starts
+    a job only when the status says nothing was queued."""
+    return status_code in (REFUSED_STATUS if starts_job else RETRYABLE_STATUS)
 
 
 def retry_delay(attempt: int, retry_after: Optional[float]) -> Optional[float]:

@@ -207,7 +207,7 @@ class Transport:
                     return response, timeout
                 error = status_error(response, authenticated=self.authenticated, streamed=stream)
                 response.close()
-                if retries_left and should_retry_status(response.status_code):
+                if retries_left and should_retry_status(response.status_code, starts_job=retry == UNSENT):
                     delay = retry_delay(attempt, parse_retry_after(response.headers))
                 if delay is None:
                     raise error

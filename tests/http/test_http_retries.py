@@ -109,9 +109,20 @@ def assert_backoff(delays, count):
         assert 0.75 * nominal <= delay <= nominal, (attempt, delay)
 
 
+def passed_on_by_a_gateway(stage, failure):
+    """A 502 or 504 to a job start: the gateway may have passed the job on, so it is not retried."""
+    return stage[0] in ("join", "call") and failure in ("502", "504")
+
+
 @pytest.mark.parametrize("stage", RETRIED, ids=RETRIED_IDS)
 @pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_retried_twice_then_succeeds(rsps, sleeps, stage, failure):
+    if passed_on_by_a_gateway(stage, failure):
+        with pytest.raises(ServiceUnavailableError):
+            run(rsps, stage, [FAILURES[failure](), FAILURES[failure]()])
+        assert len(attempts(rsps, stage)) == 1
+        assert sleeps == []
+        return
     answer = run(rsps, stage, [FAILURES[failure](), FAILURES[failure]()])
 
     assert answer == ANSWER
@@ -125,8 +136,9 @@ def test_gives_up_after_max_retries(rsps, sleeps, stage, failure):
     with pytest.raises((APIConnectionError, APIStatusError, InputError)) as info:
         run(rsps, stage, [FAILURES[failure]()] * 3)
 
-    assert len(attempts(rsps, stage)) == 3
-    assert_backoff(sleeps, 2)
+    tries = 1 if passed_on_by_a_gateway(stage, failure) else 3
+    assert len(attempts(rsps, stage)) == tries
+    assert_backoff(sleeps, tries - 1)
     error = info.value
     if stage[0] == "download":
         # A URL that keeps failing is a bad input, named; a connection failure stays one.

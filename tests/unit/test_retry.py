@@ -94,3 +94,9 @@ def test_retry_after_is_honoured_up_to_a_minute(retry_after):
 @pytest.mark.parametrize("retry_after", [60.1, 120.0, 3600.0, float("inf")])
 def test_longer_retry_after_means_give_up(retry_after):
     assert retry_delay(0, retry_after) is None
+
+
+@pytest.mark.parametrize("status, retried", [(429, True), (503, True), (502, False), (504, False), (500, False)])
+def test_a_job_start_is_retried_only_on_a_refusal(status, retried):
+    """502/504 come from a gateway that may have passed the job on: never start it twice."""
+    assert should_retry_status(status, starts_job=True) is retried
