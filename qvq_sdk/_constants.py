@@ -15,6 +15,9 @@ MODEL_ALIASES = {"qvq-72b": DEFAULT_MODEL}
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
+# How long a chat waits, by default, for a sleeping or starting Space to run (QVQClient's
+# wake_timeout=): a Space can take minutes to wake up or build.
+DEFAULT_WAKE_TIMEOUT = 300.0
 
 # Retry backoff: 0.5 s doubling up to 8 s, with jitter; a server's Retry-After
 # is honoured up to this many seconds (beyond it we give up and report it).
@@ -22,6 +25,8 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+# The statuses that say a job was not queued: only these are retried for a job start.
+REFUSED_STATUS = frozenset({429, 503})
 
 MAX_REDIRECTS = 5
 # Room for many threads streaming through one client at once: each chat holds
