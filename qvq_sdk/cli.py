@@ -26,9 +26,9 @@ from .errors import InputError, QVQError
 EXAMPLES = """\
 examples:
   qvq "What is the capital of France?"
-  qvq "What is in this picture?" -i cat.jpg
+  qvq "What is in this picture?" -i examples/cat.jpg   # a picture in the qvq-sdk checkout
   echo "Solve 2x + 3 = 11" | qvq - --system "Think step by step."
-  qvq "hello" --base-url http://127.0.0.1:7860      # a local Gradio stand-in
+  qvq "hello" --base-url http://127.0.0.1:7860         # a local Gradio stand-in
   qvq "hello" --json | jq -r 'select(.type == "text") | .delta'
 
 environment:

@@ -217,8 +217,11 @@ class FakeSpace:
         }
 
     def _upload(self, request: requests.PreparedRequest) -> Any:
-        body = request.body if isinstance(request.body, bytes) else b""
-        head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        body = _body(request)
+        content_type = request.headers.get("Content-Type", "")
+        if isinstance(content_type, bytes):  # requests' own types allow bytes header values
+            content_type = content_type.decode("latin-1")
+        head = f"Content-Type: {content_type}\r\n\r\n".encode()
         message = email.parser.BytesParser().parsebytes(head + body)
         paths = []
         for part in message.walk():
@@ -231,7 +234,7 @@ class FakeSpace:
         return paths
 
     def _job(self, request: requests.PreparedRequest) -> Tuple[int, Any, Dict[str, str]]:
-        payload = json.loads(request.body or b"{}")
+        payload = json.loads(_body(request) or b"{}")
         reply = self._next_reply(payload.get("data"))
         if reply.status is not None:
             headers = {} if reply.retry_after is None else {"Retry-After": "%g" % reply.retry_after}
@@ -304,6 +307,14 @@ class FakeSpace:
             if job is not None:
                 return 200, sse_headers, self._call_stream(job[1])
         return 404, json_headers, [(b'{"detail": "Not Found"}', 0.0)]
+
+
+def _body(request: requests.PreparedRequest) -> bytes:
+    """The request's body as bytes (the SDK sends bytes; a str is encoded, a stream is none)."""
+    body = request.body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return body if isinstance(body, bytes) else b""
 
 
 class _FakeAdapter(BaseAdapter):

@@ -2,8 +2,9 @@
 
 - Each fenced ``python`` block runs as a script of its own (``run_example.py``: then its
   ``test_*`` functions are called, as pytest would), in a fresh temporary directory holding
-  the files examples mention (``cat.jpg``, ``photo.jpg``: real small JPEGs), with no token
-  and ``HOME`` pointing at an empty directory.
+  the files examples mention (``cat.jpg``, ``photo.jpg``: real small JPEGs; and a copy of
+  the repository's ``examples/``, whose ``examples/cat.jpg`` the first examples send), with
+  no token and ``HOME`` pointing at an empty directory.
 - Blocks that talk to a Space run against a real Gradio stand-in of it (``standin``):
   ``QVQ_BASE_URL`` points at it, so ``QVQClient()`` reaches it unchanged. They carry the
   ``realserver`` marker. Blocks that use ``FakeSpace`` need no server and get no
@@ -123,6 +124,7 @@ def example_dir(tmp_path, example_images):
     work.mkdir()
     for name, source in example_images.items():
         shutil.copy(source, work / name)
+    shutil.copytree(REPO / "examples", work / "examples")  # the shipped examples/cat.jpg
     home = tmp_path / "home"
     home.mkdir()
     bin_dir = tmp_path / "bin"

@@ -3,8 +3,9 @@ time limit on every test.
 
 Each test gets a fresh server on 127.0.0.1 and stops it at the end (all its threads joined,
 all its sockets closed). No test can hang: ``time_limit`` (autouse) fails any test still
-running after ``TEST_TIME_LIMIT`` seconds, by SIGALRM in the main thread, which interrupts a
-blocked socket read. The SDK's retry sleeps are recorded instead of slept.
+running after ``TEST_TIME_LIMIT`` seconds (a test module may set its own ``TEST_TIME_LIMIT``),
+by SIGALRM in the main thread, which interrupts a blocked socket read. The SDK's retry sleeps
+are recorded instead of slept.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ TEST_TIME_LIMIT = 30.0
 
 
 @pytest.fixture(autouse=True)
-def time_limit():
-    """Fails the test, wherever it is blocked, once it has run TEST_TIME_LIMIT seconds."""
+def time_limit(request):
+    """Fails the test, wherever it is blocked, once it has run TEST_TIME_LIMIT seconds (the
+    test module's own TEST_TIME_LIMIT if it has one)."""
+    limit = getattr(request.module, "TEST_TIME_LIMIT", TEST_TIME_LIMIT)
 
     def expire(signum, frame):
-        pytest.fail("the test ran longer than %g s: something hangs" % TEST_TIME_LIMIT, pytrace=True)
+        pytest.fail("the test ran longer than %g s: something hangs" % limit, pytrace=True)
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, TEST_TIME_LIMIT)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         yield
     finally:

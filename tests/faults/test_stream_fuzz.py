@@ -25,6 +25,11 @@ from qvq_sdk import AppError, Done, ProcessingStarted, QueuePosition, QVQClient,
 from qvq_sdk._protocol import CallDecoder, QueueDecoder
 from qvq_sdk._sse import iter_events
 
+# The time limit of tests/faults/conftest.py (a hang detector), raised for this module: its
+# time goes into Hypothesis generating 300-500 examples, which on CPython 3.7 (whose newest
+# Hypothesis is 6.79) takes 15-30 s for one test on a busy machine, and more under load.
+TEST_TIME_LIMIT = 180.0
+
 BOM = b"\xef\xbb\xbf"
 EVENT_TYPES = (QueuePosition, ProcessingStarted, TextUpdate, Done)
 LINE_ENDS = ["\n", "\r\n", "\r"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import base64
+import builtins
+import io
 import json
 import logging
 import os
@@ -336,23 +338,44 @@ def test_code_and_pickles_in_an_answer_are_returned_as_text(rsps):
 
 class OpenedPaths:
     """Records the paths opened in this process while active (a permanent audit hook, so
-    every way of opening a file is seen: open(), io.open, os.open, pathlib)."""
+    every way of opening a file is seen: open(), io.open, os.open, pathlib).
+
+    CPython 3.7 has no audit hooks (``sys.addaudithook`` is 3.8+): there, while active,
+    ``open``/``io.open`` (which pathlib calls too) and ``os.open`` are wrapped instead.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self.paths = None
-        sys.addaudithook(self._hook)
+        self._patches = []
+        if hasattr(sys, "addaudithook"):
+            sys.addaudithook(self._hook)
+        else:
+            self._patches = [(builtins, "open"), (io, "open"), (os, "open")]
 
     def _hook(self, event, args):
         if event == "open" and self.paths is not None and args and isinstance(args[0], (str, bytes)):
             with self._lock:
                 self.paths.append(os.fsdecode(args[0]))
 
+    def _wrap(self, real):
+        def recording_open(file, *args, **kwargs):
+            if isinstance(file, (str, bytes, os.PathLike)):
+                self._hook("open", (os.fspath(file),))
+            return real(file, *args, **kwargs)
+
+        return recording_open
+
     def __enter__(self):
         self.paths = []
+        self._saved = [(owner, name, getattr(owner, name)) for owner, name in self._patches]
+        for owner, name, real in self._saved:
+            setattr(owner, name, self._wrap(real))
         return self
 
     def __exit__(self, *exc_info):
+        for owner, name, real in self._saved:
+            setattr(owner, name, real)
         self.paths, self.recorded = None, list(self.paths)
 
 
