@@ -3,22 +3,26 @@
 Exit codes: 0 the answer is complete, 1 the Space or the network failed, 2 bad usage or
 input, 130 interrupted (Ctrl-C). Errors are one line on stderr, never a traceback.
 While the request waits, a status line on stderr (only when stderr is a terminal) shows
-the queue position, the Space's ETA and the time elapsed.
+a sleeping Space waking up, the queue position, the Space's ETA, its progress and the time
+elapsed. The Space's warnings and error-level messages are lines on stderr
+(``qvq: warning: ...``); its info and success messages too when stderr is a terminal or
+with ``--verbose``. The answer alone goes to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
 import time
-from typing import IO, Any, Dict, List, Optional, Sequence
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 
 from ._client import QVQClient
 from ._constants import DEFAULT_SPACE
-from ._events import Done, Event, ProcessingStarted, QueuePosition, TextUpdate
+from ._events import Done, Event, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp
 from ._messages import Message
 from ._version import __version__
 from .errors import InputError, QVQError
@@ -53,9 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         "-i", "--image", action="append", default=[], metavar="IMAGE", help="an image path or http(s) URL"
     )
     parser.add_argument("--system", metavar="TEXT", help="a system message to put before the prompt")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--space", metavar="ID", help=f"the Space id (default {DEFAULT_SPACE})")
-    where.add_argument("--base-url", metavar="URL", help="the Space's or a local Gradio server's address")
+    parser.add_argument(
+        "--space",
+        metavar="ID",
+        help=f"the Space id (default {DEFAULT_SPACE}); with --base-url, the Space to ask Hugging Face about",
+    )
+    parser.add_argument("--base-url", metavar="URL", help="the Space's or a local Gradio server's address")
     parser.add_argument("--token", metavar="T", help="a Hugging Face token (default: HF_TOKEN or the saved token)")
     parser.add_argument(
         "--protocol", choices=("queue", "call"), default="queue", help="the Space's protocol (default queue)"
@@ -64,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, metavar="S", help="seconds to wait to connect and between reads (default 10, 60)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON event per line instead of the text")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print the Space's info and success messages on stderr even when it is not a terminal",
+    )
     parser.add_argument("--version", action="version", version=f"qvq {__version__}")
     return parser
 
@@ -79,7 +92,8 @@ def _messages(prompt: str, system: Optional[str]) -> List[Message]:
 class _Status:
     """The waiting line on stderr: queue position, ETA and elapsed time, redrawn while waiting.
 
-    Shown only when stderr is a terminal; dimmed unless ``NO_COLOR`` is set.
+    Shown only when stderr is a terminal; dimmed unless ``NO_COLOR`` is set. Lines printed
+    through :meth:`print` while it is shown go above it.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -88,6 +102,8 @@ class _Status:
         self._dim = ("\x1b[2m", "\x1b[0m") if not os.environ.get("NO_COLOR") else ("", "")
         self._started = time.monotonic()
         self._text = "connecting"
+        # Set while the text counts its own seconds: (seconds at `since`, monotonic `since`).
+        self._counting: Optional[Any] = None
         self._shown = False
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -106,20 +122,46 @@ class _Status:
         while not self._done.wait(STATUS_REFRESH):
             self._draw()
 
+    @property
+    def terminal(self) -> bool:
+        """Whether the stream is a terminal (so the line is shown)."""
+        return self._enabled
+
     def _draw(self) -> None:
         with self._lock:
-            if self._done.is_set():
-                return
-            elapsed = time.monotonic() - self._started
-            on, off = self._dim
-            self._stream.write(f"\r\x1b[2K{on}{self._text} · {elapsed:.0f} s{off}")
-            self._stream.flush()
-            self._shown = True
+            self._draw_locked()
 
-    def show(self, text: str) -> None:
-        self._text = text
-        if self._enabled:
-            self._draw()
+    def _draw_locked(self) -> None:
+        if self._done.is_set():
+            return
+        now = time.monotonic()
+        if self._counting is not None:
+            seconds, since = self._counting
+            line = f"{self._text}, {seconds + now - since:.0f} s"
+        else:
+            line = f"{self._text} · {now - self._started:.0f} s"
+        on, off = self._dim
+        self._stream.write(f"\r\x1b[2K{on}{line}{off}")
+        self._stream.flush()
+        self._shown = True
+
+    def show(self, text: str, *, seconds: Optional[float] = None) -> None:
+        """Shows ``text``, followed by the time elapsed, or by ``seconds`` counted on from now."""
+        with self._lock:
+            self._text = text
+            self._counting = None if seconds is None else (seconds, time.monotonic())
+            if self._enabled:
+                self._draw_locked()
+
+    def print(self, line: str) -> None:
+        """Writes a line on the stream, clearing the status line first and redrawing it after."""
+        with self._lock:
+            if self._shown:
+                self._stream.write("\r\x1b[2K")
+            self._stream.write(line + "\n")
+            if self._shown:
+                self._draw_locked()
+            self._stream.flush()
 
     def stop(self) -> None:
         """Clears the line for good (the answer or an error follows)."""
@@ -133,6 +175,32 @@ class _Status:
             self._thread.join()
 
 
+def _describe_progress(event: Progress) -> str:
+    """``Thinking 33%``, ``Thinking 2/6 steps``, ``Thinking 33% (2/6 steps)``, ``Thinking step 3``."""
+    desc = event.desc or "progress"
+    steps = None
+    if event.index is not None:
+        unit = f" {event.unit}" if event.unit else ""
+        steps = (
+            f"{event.index}/{event.length}{unit}"
+            if event.length is not None
+            else f"{event.unit or 'step'} {event.index}"
+        )
+    if event.progress is not None:
+        percent = f"{event.progress * 100:.0f}%"
+        return f"{desc} {percent} ({steps})" if steps is not None else f"{desc} {percent}"
+    return f"{desc} {steps}" if steps is not None else desc
+
+
+def _describe_log(event: SpaceLog) -> str:
+    """One line: ``qvq: warning: <message>`` (with the title when it is not the level's own)."""
+    message = " ".join(event.message.split())
+    title = " ".join((event.title or "").split())
+    if title and title.lower() != event.level:
+        message = f"{title}: {message}"
+    return f"qvq: {event.level}: {message}"
+
+
 def _describe_wait(event: Event) -> Optional[str]:
     if isinstance(event, QueuePosition) and event.rank is not None:
         size = f" of {event.queue_size}" if event.queue_size is not None else ""
@@ -141,6 +209,8 @@ def _describe_wait(event: Event) -> Optional[str]:
     if isinstance(event, ProcessingStarted):
         eta = f", ETA {event.eta:.0f} s" if event.eta is not None else ""
         return f"generating{eta}"
+    if isinstance(event, Progress):
+        return _describe_progress(event)
     return None
 
 
@@ -151,6 +221,19 @@ def _as_json(event: Event) -> Dict[str, Any]:
         return {"type": "started", "eta": event.eta}
     if isinstance(event, TextUpdate):
         return {"type": "text", "delta": event.delta, "replaced": event.replaced}
+    if isinstance(event, SpaceLog):
+        return {"type": "log", "level": event.level, "message": event.message, "title": event.title}
+    if isinstance(event, Progress):
+        return {
+            "type": "progress",
+            "progress": event.progress,
+            "index": event.index,
+            "length": event.length,
+            "unit": event.unit,
+            "desc": event.desc,
+        }
+    if isinstance(event, WakingUp):
+        return {"type": "waking", "stage": event.stage, "waited": event.waited}
     assert isinstance(event, Done)
     return {"type": "done", "text": event.text}
 
@@ -162,13 +245,23 @@ def _run(args: argparse.Namespace, out: IO[str], status: _Status) -> None:
         options["timeout"] = args.timeout
     if args.space is not None:
         options["space"] = args.space
+    show_info = args.verbose or status.terminal
     with QVQClient(args.token, base_url=args.base_url, protocol=args.protocol, **options) as client:
         events = client.events(_messages(prompt, args.system), images=args.image or None)
         ended_with_newline = True
         for event in events:
+            if isinstance(event, SpaceLog) and (show_info or event.log_level >= logging.WARNING):
+                if not ended_with_newline and not args.json and _isatty(out):
+                    out.write("\n")  # the answer goes on below the message, not after it
+                    out.flush()
+                    ended_with_newline = True
+                status.print(_describe_log(event))
             if args.json:
                 out.write(json.dumps(_as_json(event), ensure_ascii=False) + "\n")
                 out.flush()
+                continue
+            if isinstance(event, WakingUp):
+                status.show(f"the Space is waking up ({event.stage})", seconds=event.waited)
                 continue
             waiting = _describe_wait(event)
             if waiting is not None:
@@ -184,6 +277,14 @@ def _run(args: argparse.Namespace, out: IO[str], status: _Status) -> None:
         if not ended_with_newline:
             out.write("\n")
             out.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    isatty: Optional[Callable[[], bool]] = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # closed
+        return False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

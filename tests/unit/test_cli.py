@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
 from qvq_sdk import __version__, cli
+from qvq_sdk._events import Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp
 from qvq_sdk.testing import FakeSpace
 
 
@@ -101,12 +103,224 @@ def test_version_and_help(capsys):
 
 def test_usage_error_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
-        cli.main(["hi", "--space", "a/b", "--base-url", "http://127.0.0.1:1"])
+        cli.main(["hi", "--protocol", "carrier-pigeon"])
     assert info.value.code == 2
-    assert "not allowed with" in capsys.readouterr().err
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_no_status_line_when_stderr_is_not_a_terminal(space, capsys):
     space.answer("x", delay=0.6)
     assert cli.main(["hi"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# -- what the Space says besides its text -----------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def terminal_stderr(monkeypatch):
+    """Makes sys.stderr a terminal, for the rest of the test (called in the test itself:
+    pytest puts its own capture back on sys.stderr when the test starts)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    stream = Terminal()
+    monkeypatch.setattr("sys.stderr", stream)
+    return stream
+
+
+class StubClient:
+    """Stands in for QVQClient: its events() yields the canned events of the class."""
+
+    canned = []
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        self.made.append((args, kwargs))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
+
+    def events(self, messages, images=None):
+        return iter(self.canned)
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    monkeypatch.setattr(cli, "QVQClient", StubClient)
+    StubClient.made = []
+    return StubClient
+
+
+def test_the_spaces_warnings_go_to_stderr_and_the_answer_alone_to_stdout(space, capsys):
+    space.warning("Image was resized to 1024 px").log("error", "Careful\nnow").answer("A ", "cat")
+    assert cli.main(["hi"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "A cat\n"
+    assert err == "qvq: warning: Image was resized to 1024 px\nqvq: error: Careful now\n"
+
+
+def test_info_and_success_only_on_a_terminal_or_with_verbose(space, capsys):
+    space.info("Model loaded").log("success", "Saved").warning("Hm", title="Heads up").answer("ok")
+    assert cli.main(["hi"]) == 0
+    assert capsys.readouterr() == ("ok\n", "qvq: warning: Heads up: Hm\n")
+    space.info("Model loaded").log("success", "Saved").log("debug", "from a newer Gradio").answer("ok")
+    assert cli.main(["hi", "--verbose"]) == 0
+    assert capsys.readouterr() == (
+        "ok\n",
+        "qvq: info: Model loaded\nqvq: success: Saved\nqvq: debug: from a newer Gradio\n",
+    )
+
+
+def test_info_is_shown_on_a_terminal(monkeypatch, space, capsys):
+    tty_stderr = terminal_stderr(monkeypatch)
+    space.info("Model loaded").answer("ok")
+    assert cli.main(["hi"]) == 0
+    assert capsys.readouterr().out == "ok\n"
+    assert "qvq: info: Model loaded\n" in tty_stderr.getvalue()
+
+
+def test_json_has_logs_and_progress_in_order_and_warnings_on_stderr(space, capsys):
+    space.warning("Image was resized").progress(0.5, desc="Thinking").progress(index=2, length=6).answer("ok")
+    assert cli.main(["hi", "--json"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["type"] for line in lines] == ["queue", "started", "log", "progress", "progress", "text", "done"]
+    assert lines[2] == {"type": "log", "level": "warning", "message": "Image was resized", "title": "Warning"}
+    assert lines[3] == {
+        "type": "progress",
+        "progress": 0.5,
+        "index": None,
+        "length": None,
+        "unit": "steps",
+        "desc": "Thinking",
+    }
+    assert lines[4]["index"] == 2 and lines[4]["length"] == 6 and lines[4]["progress"] is None
+    assert err == "qvq: warning: Image was resized\n"
+
+
+def test_json_has_waking_events(stub, capsys):
+    stub.canned = [WakingUp("SLEEPING", 0.0), WakingUp("APP_STARTING", 3.5), TextUpdate("ok"), Done("ok")]
+    assert cli.main(["hi", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[:2] == [
+        {"type": "waking", "stage": "SLEEPING", "waited": 0.0},
+        {"type": "waking", "stage": "APP_STARTING", "waited": 3.5},
+    ]
+
+
+def status_lines(text):
+    """What the status line showed, in order (each redraw starts with a line clear)."""
+    return [piece for piece in text.split("\r\x1b[2K") if piece]
+
+
+def test_progress_shows_in_the_status_line(monkeypatch, stub, capsys):
+    tty_stderr = terminal_stderr(monkeypatch)
+    stub.canned = [
+        QueuePosition(0, 1, None),
+        ProcessingStarted(None),
+        Progress(0.333, None, None, "steps", "Thinking"),
+        Progress(None, 2, 6, "steps", "Thinking"),
+        TextUpdate("ok"),
+        Progress(0.9, None, None, None, "late"),  # the answer is showing: no status line any more
+        Done("ok"),
+    ]
+    assert cli.main(["hi"]) == 0
+    assert capsys.readouterr().out == "ok\n"
+    shown = status_lines(tty_stderr.getvalue())
+    assert [re.sub(r" · \d+ s$", "", line) for line in shown] == [
+        "queue: position 1 of 1",
+        "generating",
+        "Thinking 33%",
+        "Thinking 2/6 steps",
+    ]
+    assert tty_stderr.getvalue().endswith("\r\x1b[2K")  # cleared before the answer
+
+
+def test_waking_up_shows_in_the_status_line(monkeypatch, stub, capsys):
+    tty_stderr = terminal_stderr(monkeypatch)
+    stub.canned = [WakingUp("SLEEPING", 0.0), WakingUp("APP_STARTING", 42.2), TextUpdate("ok"), Done("ok")]
+    assert cli.main(["hi"]) == 0
+    shown = status_lines(tty_stderr.getvalue())
+    assert shown[:2] == ["the Space is waking up (SLEEPING), 0 s", "the Space is waking up (APP_STARTING), 42 s"]
+
+
+def test_a_warning_clears_the_status_line_and_the_line_comes_back(monkeypatch, stub, capsys):
+    tty_stderr = terminal_stderr(monkeypatch)
+    stub.canned = [
+        ProcessingStarted(None),
+        SpaceLog("warning", "Image was resized", "Warning"),
+        TextUpdate("ok"),
+        Done("ok"),
+    ]
+    assert cli.main(["hi"]) == 0
+    err = tty_stderr.getvalue()
+    assert re.search(
+        r"generating · \d+ s\r\x1b\[2Kqvq: warning: Image was resized\n\r\x1b\[2Kgenerating · \d+ s", err
+    ), err
+    assert capsys.readouterr().out == "ok\n"
+
+
+def test_a_warning_in_the_middle_of_the_answer_on_a_terminal_goes_on_its_own_line(stub, monkeypatch, capsys):
+    out = Terminal()
+    monkeypatch.setattr("sys.stdout", out)
+    stub.canned = [TextUpdate("The "), SpaceLog("warning", "slow", None), TextUpdate("cat"), Done("The cat")]
+    assert cli.main(["hi"]) == 0
+    assert out.getvalue() == "The \ncat\n"
+    assert capsys.readouterr().err == "qvq: warning: slow\n"
+
+
+def test_a_warning_in_the_middle_of_the_answer_into_a_file_leaves_the_answer_whole(stub, capsys):
+    stub.canned = [TextUpdate("The "), SpaceLog("warning", "slow", None), TextUpdate("cat"), Done("The cat")]
+    assert cli.main(["hi"]) == 0
+    assert capsys.readouterr() == ("The cat\n", "qvq: warning: slow\n")
+
+
+@pytest.mark.parametrize(
+    "progress, expected",
+    [
+        (Progress(0.333, None, None, "steps", "Thinking"), "Thinking 33%"),
+        (Progress(None, 2, 6, "steps", "Thinking"), "Thinking 2/6 steps"),
+        (Progress(0.5, 3, 6, "it", "Reading"), "Reading 50% (3/6 it)"),
+        (Progress(None, 3, None, "steps", "Thinking"), "Thinking steps 3"),
+        (Progress(None, 3, None, None, None), "progress step 3"),
+        (Progress(None, 2, 6, None, None), "progress 2/6"),
+        (Progress(1.0, None, None, None, None), "progress 100%"),
+        (Progress(None, None, None, "steps", "Thinking"), "Thinking"),
+    ],
+)
+def test_progress_descriptions(progress, expected):
+    assert cli._describe_progress(progress) == expected
+
+
+def test_space_and_base_url_together_go_to_the_client(stub, capsys):
+    stub.canned = [Done("")]
+    assert cli.main(["hi", "--space", "me/copy", "--base-url", "http://127.0.0.1:7860"]) == 0
+    ((_, kwargs),) = stub.made
+    assert kwargs["space"] == "me/copy" and kwargs["base_url"] == "http://127.0.0.1:7860"
+
+
+@pytest.fixture
+def fast_waking(monkeypatch):
+    from qvq_sdk import _waking
+
+    monkeypatch.setattr(_waking, "WAKE_POLL_SECONDS", 0.01)
+
+
+def test_a_sleeping_fake_space_through_the_command(monkeypatch, space, capsys, fast_waking):
+    tty_stderr = terminal_stderr(monkeypatch)
+    # The command's client retries a 503 twice (with backoff) before it asks the Hub.
+    space.asleep(3, stages="APP_STARTING").warning("Image was resized").answer("awake")
+    assert cli.main(["hi", "--space", FakeSpace.space_id]) == 0
+    assert capsys.readouterr().out == "awake\n"
+    err = tty_stderr.getvalue()
+    assert "\r\x1b[2Kthe Space is waking up (APP_STARTING), 0 s\r" in err
+    assert "qvq: warning: Image was resized\n" in err
+    assert space.runtime_lookups == [FakeSpace.space_id]
