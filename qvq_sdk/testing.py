@@ -1,18 +1,21 @@
 """A scripted, in-process stand-in of the Space for testing code that uses qvq-sdk.
 
 No network and no Gradio: :class:`FakeSpace` is a ``requests`` transport adapter that
-speaks the Space's two protocols (config, upload, queue and call) from a script::
+speaks the Space's two protocols (config, upload, queue and call) from a script, and
+stands in for the Hugging Face Hub's runtime API of the Space (its stage)::
 
     from qvq_sdk.testing import FakeSpace
 
     space = FakeSpace()
-    space.answer("Hel", "lo")            # the next chat streams "Hel", "lo"
+    space.warning("Image was resized")   # the next chat's Space warns first ...
+    space.answer("Hel", "lo")            # ... then streams "Hel", "lo"
     space.app_error("Boom")              # the one after fails with AppError("Boom")
     client = space.client()
     assert "".join(client.chat("hi")) == "Hello"
 
 Each scripted reply answers one chat, in order; a chat with nothing scripted left gets an
-:class:`~qvq_sdk.AppError` saying so. ``space.patch()`` routes every ``QVQClient`` made
+:class:`~qvq_sdk.AppError` saying so. :meth:`FakeSpace.asleep` and :meth:`FakeSpace.paused`
+script the Space's life on Hugging Face. ``space.patch()`` routes every ``QVQClient`` made
 inside it (the ``qvq`` command's too) to the fake.
 """
 
@@ -20,12 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import email.parser
+import functools
 import io
 import json
 import os
+import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -35,16 +40,23 @@ from requests.structures import CaseInsensitiveDict
 
 from . import _transport
 from ._client import QVQClient
+from ._constants import DEFAULT_SPACE
+from ._space import space_url
 
 __all__ = ["FakeSpace"]
 
 _PREFIX = "/gradio_api"
 _QUOTA = "You have exceeded your GPU quota (60s left vs. 120s requested)."
+_ASLEEP_PAGE = b"<!DOCTYPE html><html><body><p>This Space is waking up.</p></body></html>"
+# How much later than a read timeout a timed-out read returns, so that a deadline which cut
+# that timeout (Deadline.bound) has passed when the client looks.
+_TIMEOUT_MARGIN = 0.005
 
 
 @dataclass
 class _Reply:
-    """One scripted reply: successive whole texts, or an error."""
+    """One scripted reply: successive whole texts, or an error; and the Space's log and
+    progress messages sent before the text (queue protocol only)."""
 
     texts: List[str] = field(default_factory=list)
     delay: float = 0.0
@@ -52,6 +64,7 @@ class _Reply:
     failed: bool = False
     status: Optional[int] = None
     retry_after: Optional[float] = None
+    before: List[Dict[str, Any]] = field(default_factory=list)
 
 
 # A body piece, and the seconds to wait before sending it.
@@ -59,24 +72,50 @@ _Piece = Tuple[bytes, float]
 
 
 class _Chunks(io.RawIOBase):
-    """A response body handed out piece by piece, each after its wait."""
+    """A response body handed out piece by piece, each after its wait.
 
-    def __init__(self, pieces: List[_Piece]) -> None:
-        self._pieces = iter(pieces)
+    A wait longer than ``read_timeout`` (the one the request was sent with) raises
+    ``socket.timeout`` after that timeout, as a socket would. Closing it (from any thread)
+    ends a wait under way: the read returns the end of the body, as a socket shut down does.
+    Unbuffered, so that closing takes no lock a blocked read holds. ``on_close(finished)``
+    is called once when the body is closed, ``finished`` telling whether all of it was read.
+    """
+
+    def __init__(
+        self, pieces: List[_Piece], read_timeout: Optional[float] = None, on_close: Optional[Any] = None
+    ) -> None:
+        self._pieces = pieces
+        self._next = 0
         self._current = b""
+        self._read_timeout = read_timeout
+        self._on_close = on_close
         self._closing = threading.Event()
 
     def readable(self) -> bool:
         return True
 
+    def read1(self, size: int = -1) -> bytes:
+        """What the next piece holds, up to ``size`` bytes (waiting for it if it is not due yet)."""
+        return self.read(size if size is not None and size >= 0 else 1 << 20) or b""
+
+    @property
+    def finished(self) -> bool:
+        return not self._current and self._next >= len(self._pieces)
+
     def readinto(self, buffer: Any) -> int:
         if not self._current:
-            piece = next(self._pieces, None)
-            if piece is None:
+            if self._next >= len(self._pieces):
                 return 0
-            chunk, wait = piece
-            if wait and self._closing.wait(wait):
-                return 0
+            chunk, wait = self._pieces[self._next]
+            if wait:
+                timeout = self._read_timeout
+                if timeout is not None and wait > timeout:
+                    if self._closing.wait(timeout + _TIMEOUT_MARGIN):
+                        return 0
+                    raise socket.timeout("The read operation timed out")
+                if self._closing.wait(wait):
+                    return 0
+            self._next += 1
             self._current = chunk
         size = min(len(buffer), len(self._current))
         buffer[:size] = self._current[:size]
@@ -85,6 +124,9 @@ class _Chunks(io.RawIOBase):
 
     def close(self) -> None:
         self._closing.set()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self.finished)
         super().close()
 
 
@@ -92,24 +134,76 @@ def _sse(message: Any) -> bytes:
     return b"data: " + json.dumps(message).encode() + b"\n\n"
 
 
+def _read_timeout(timeout: Any) -> Optional[float]:
+    """The read timeout of a ``requests`` timeout: a number, (connect, read), urllib3's Timeout."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[1] if len(timeout) == 2 else None
+    elif isinstance(timeout, urllib3.Timeout):
+        timeout = timeout.read_timeout
+    return float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else None
+
+
+@dataclass
+class _Life:
+    """The Space's state on Hugging Face while it does not run: down for ``down_for`` more
+    requests (None: until told otherwise), answering ``status``, the Hub saying ``stages``
+    in turn, the last one repeated."""
+
+    down_for: Optional[int]
+    stages: List[str]
+    status: int
+    lookups: int = 0
+
+
 class FakeSpace:
     """A scripted Space. Script replies with :meth:`answer`, :meth:`rewrite`,
-    :meth:`app_error`, :meth:`quota_error` and :meth:`http_error`; then chat through
-    :meth:`client`, or through any client made inside :meth:`patch`.
+    :meth:`app_error`, :meth:`quota_error` and :meth:`http_error`, what the Space says
+    before the next reply's text with :meth:`warning`, :meth:`info`, :meth:`log` and
+    :meth:`progress`, and the Space's life with :meth:`asleep` and :meth:`paused`; then
+    chat through :meth:`client`, or through any client made inside :meth:`patch`.
 
-    ``prompts`` and ``images`` record what the fake received, in order.
+    ``prompts`` and ``images`` record what the fake received, in order; ``cancelled``
+    the prompts whose stream the client closed before the Space had sent all of it;
+    ``runtime_lookups`` the Space ids asked about on the fake Hub; ``requests`` every
+    request it received (``requests.PreparedRequest``: Space and Hub alike).
+
+    Use it as a context manager, or call :meth:`close`, to free the ``requests`` session
+    that the clients of :meth:`client` share.
     """
 
     url = "http://qvq-fake-space.invalid"
+    #: The fake Hugging Face Hub: ``GET {hub_url}/api/spaces/{id}/runtime`` answers the stage.
+    hub_url = "http://qvq-fake-hub.invalid"
+    #: The Space id :meth:`client` gives its clients, so that they ask the fake Hub about it.
+    space_id = "qvq-fake/space"
 
     def __init__(self) -> None:
         self.prompts: List[str] = []
         self.images: List[bytes] = []
+        self.cancelled: List[str] = []
+        self.runtime_lookups: List[str] = []
+        self.requests: List[requests.PreparedRequest] = []
         self._script: List[_Reply] = []
+        self._before: List[Dict[str, Any]] = []
+        self._life: Optional[_Life] = None
         self._uploads: Dict[str, bytes] = {}
-        self._jobs: Dict[str, Tuple[str, _Reply]] = {}
+        self._jobs: Dict[str, Tuple[str, str, _Reply]] = {}
         self._lock = threading.Lock()
         self._adapter = _FakeAdapter(self)
+        self._session: Optional[requests.Session] = None
+
+    def __enter__(self) -> FakeSpace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the session the clients of :meth:`client` share (a later one makes a new one)."""
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
     # -- the script --------------------------------------------------------------------------
 
@@ -120,12 +214,12 @@ class FakeSpace:
         for chunk in chunks:
             text += chunk
             texts.append(text)
-        self._script.append(_Reply(texts=texts, delay=delay))
+        self._add(_Reply(texts=texts, delay=delay))
         return self
 
     def rewrite(self, first: str, second: str, delay: float = 0.0) -> FakeSpace:
         """The next chat sends ``first``, then replaces it with ``second``."""
-        self._script.append(_Reply(texts=[first, second], delay=delay))
+        self._add(_Reply(texts=[first, second], delay=delay))
         return self
 
     def app_error(self, message: Optional[str] = None, *, after: Tuple[str, ...] = ()) -> FakeSpace:
@@ -133,6 +227,95 @@ class FakeSpace:
         reply = self.answer(*after)._script[-1]
         reply.error, reply.failed = message, True
         return self
+
+    def log(self, level: str, message: str, *, title: Optional[str] = None) -> FakeSpace:
+        """The Space's app shows a message (``gr.Warning``, ``gr.Info``, ...): the next reply
+        scripted after this sends it before its text, as ``{"msg": "log", ...}``.
+
+        ``level`` is ``"warning"``, ``"info"``, ``"success"`` or ``"error"``; ``title``
+        defaults to it, capitalised, as Gradio's does. Only the queue protocol carries it.
+        """
+        self._before.append(
+            {
+                "msg": "log",
+                "log": message,
+                "level": level,
+                "duration": 10.0,
+                "visible": True,
+                "title": level.capitalize() if title is None else title,
+            }
+        )
+        return self
+
+    def warning(self, message: str, *, title: Optional[str] = None) -> FakeSpace:
+        """``gr.Warning(message)`` before the next reply's text (see :meth:`log`)."""
+        return self.log("warning", message, title=title)
+
+    def info(self, message: str, *, title: Optional[str] = None) -> FakeSpace:
+        """``gr.Info(message)`` before the next reply's text (see :meth:`log`)."""
+        return self.log("info", message, title=title)
+
+    def progress(
+        self,
+        progress: Optional[float] = None,
+        *,
+        index: Optional[int] = None,
+        length: Optional[int] = None,
+        unit: str = "steps",
+        desc: Optional[str] = None,
+    ) -> FakeSpace:
+        """A ``gr.Progress`` report before the next reply's text: a fraction (``progress``)
+        or tqdm-style steps (``index`` of ``length``). Only the queue protocol carries it."""
+        unit_data = {"index": index, "length": length, "unit": unit, "progress": progress, "desc": desc}
+        self._before.append({"msg": "progress", "progress_data": [unit_data]})
+        return self
+
+    def asleep(
+        self, times: int = 1, *, stages: Union[str, Sequence[str]] = ("SLEEPING", "APP_STARTING"), status: int = 503
+    ) -> FakeSpace:
+        """The Space sleeps: it answers HTTP ``status`` (503) to its next ``times``
+        requests, whatever they are, then runs. Until it answers one, the fake Hub reports
+        ``stages``, one per lookup of the Space's runtime, the last one repeated; then
+        ``RUNNING``.
+
+        A client that knows the Space's id (:meth:`client` gives it :attr:`space_id`)
+        waits for it, yielding :class:`~qvq_sdk.WakingUp` events; others get the 503.
+        """
+        if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+            raise ValueError(f"times must be a whole number >= 1, not {times!r}")
+        self._life = _Life(down_for=times, stages=self._stages(stages), status=status)
+        return self
+
+    def paused(self, stage: str = "PAUSED", *, status: int = 503) -> FakeSpace:
+        """The Space does not run: every request to it answers HTTP ``status`` (503) and the
+        fake Hub reports ``stage`` (``PAUSED``, ``RUNTIME_ERROR``, ``BUILD_ERROR``, ...),
+        until :meth:`running`."""
+        self._life = _Life(down_for=None, stages=self._stages(stage), status=status)
+        return self
+
+    def running(self) -> FakeSpace:
+        """The Space runs again (it is not asleep or paused any more)."""
+        self._life = None
+        return self
+
+    @property
+    def stage(self) -> str:
+        """What the fake Hub says the Space's stage is now."""
+        with self._lock:
+            return self._stage()
+
+    @staticmethod
+    def _stages(stages: Union[str, Sequence[str]]) -> List[str]:
+        listed = [stages] if isinstance(stages, str) else list(stages)
+        if not listed or not all(isinstance(stage, str) and stage for stage in listed):
+            raise ValueError(f"stages must be one stage or a list of them, not {stages!r}")
+        return listed
+
+    def _add(self, reply: _Reply) -> None:
+        """Scripts a reply: one that streams takes the log and progress messages scripted before it."""
+        if reply.status is None:
+            reply.before, self._before = self._before, []
+        self._script.append(reply)
 
     def quota_error(self, retry_after: Optional[int] = None) -> FakeSpace:
         """The next chat fails with ZeroGPU's quota message ("Please retry in H:MM:SS")."""
@@ -151,48 +334,62 @@ class FakeSpace:
         scripted reply. ``retry_after`` sets a ``Retry-After`` header (0 retries at once).
         """
         for _ in range(times):
-            self._script.append(_Reply(error=message, status=status, retry_after=retry_after))
+            self._add(_Reply(error=message, status=status, retry_after=retry_after))
         return self
 
     # -- using it ----------------------------------------------------------------------------
 
-    def session(self) -> requests.Session:
-        """A ``requests.Session`` that sends the fake's URL to the fake."""
-        session = requests.Session()
-        session.mount(self.url, self._adapter)
+    def _mount(self, session: requests.Session) -> requests.Session:
+        """Sends the fake's URL, the fake Hub's, and the Space URLs of :attr:`space_id` and of
+        the default Space to the fake."""
+        for prefix in {self.url, self.hub_url, space_url(self.space_id), space_url(DEFAULT_SPACE)}:
+            session.mount(prefix, self._adapter)
         return session
+
+    def session(self) -> requests.Session:
+        """A new ``requests.Session`` that sends the fake's URLs to the fake (yours to close)."""
+        return self._mount(requests.Session())
 
     def client(self, **options: Any) -> QVQClient:
         """A ``QVQClient`` talking to the fake; takes QVQClient's keyword options.
 
         By default it sends no token and does not retry (``max_retries=0``), so a scripted
-        HTTP error reaches the caller at once.
+        HTTP error reaches the caller at once. It talks to :attr:`url` and asks the fake Hub
+        (``HF_ENDPOINT`` is :attr:`hub_url` while it is made) about ``space=``, by default
+        :attr:`space_id`. The clients share one session, which :meth:`close` closes; a
+        ``session=`` of your own gets the fake mounted on it.
         """
         options.setdefault("token", False)
         options.setdefault("max_retries", 0)
-        return QVQClient(base_url=self.url, session=self.session(), **options)
+        options.setdefault("base_url", self.url)
+        options.setdefault("space", self.space_id)
+        session = options.get("session")
+        if session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self.session()
+                options["session"] = self._session
+        else:
+            self._mount(session)
+        with _ENVIRONMENT_LOCK, _environment(HF_ENDPOINT=self.hub_url):  # the client reads it once, now
+            return QVQClient(**options)
 
     @contextlib.contextmanager
     def patch(self) -> Iterator[FakeSpace]:
-        """Inside, every ``QVQClient`` made without ``space=``/``base_url=`` talks to the fake."""
+        """Inside, every ``QVQClient`` made talks to the fake: without ``space=`` or
+        ``base_url=`` (through ``QVQ_BASE_URL``), with the default Space's id or
+        :attr:`space_id`, or with ``base_url=`` :attr:`url`; and ``HF_ENDPOINT`` is the fake Hub."""
         original = _transport.Transport._new_session
-        saved = os.environ.get("QVQ_BASE_URL")
 
         def new_session() -> requests.Session:
-            session = original()
-            session.mount(self.url, self._adapter)
-            return session
+            return self._mount(original())
 
         _transport.Transport._new_session = staticmethod(new_session)
-        os.environ["QVQ_BASE_URL"] = self.url
         try:
-            yield self
+            with _environment(QVQ_BASE_URL=self.url, HF_ENDPOINT=self.hub_url):
+                yield self
         finally:
             _transport.Transport._new_session = staticmethod(original)
-            if saved is None:
-                os.environ.pop("QVQ_BASE_URL", None)
-            else:
-                os.environ["QVQ_BASE_URL"] = saved
 
     # -- the Space's side ----------------------------------------------------------------------
 
@@ -205,7 +402,10 @@ class FakeSpace:
                     self.images.append(self._uploads[image["path"]])
             if self._script:
                 return self._script.pop(0)
-        return _Reply(error=f"FakeSpace: nothing scripted for the prompt {self.prompts[-1]!r}", failed=True)
+            before, self._before = self._before, []
+        return _Reply(
+            error=f"FakeSpace: nothing scripted for the prompt {self.prompts[-1]!r}", failed=True, before=before
+        )
 
     def _config(self) -> Dict[str, Any]:
         return {
@@ -241,7 +441,8 @@ class FakeSpace:
             return reply.status, {"detail": reply.error or ""}, headers
         event_id = os.urandom(16).hex()
         with self._lock:
-            self._jobs[payload.get("session_hash") or event_id] = (event_id, reply)
+            prompt = self.prompts[-1] if self.prompts else ""
+            self._jobs[payload.get("session_hash") or event_id] = (event_id, prompt, reply)
         return 200, {"event_id": event_id}, {}
 
     @staticmethod
@@ -250,6 +451,7 @@ class FakeSpace:
             (_sse({"msg": "estimation", "event_id": event_id, "rank": 0, "queue_size": 1, "rank_eta": None}), 0.0),
             (_sse({"msg": "process_starts", "event_id": event_id, "eta": None}), 0.0),
         ]
+        pieces.extend((_sse({**message, "event_id": event_id}), 0.0) for message in reply.before)
         previous: Optional[str] = None
         for text in reply.texts:
             if previous is None:
@@ -282,31 +484,102 @@ class FakeSpace:
             pieces.append((b"event: complete\ndata: " + json.dumps([final]).encode() + b"\n\n", 0.0))
         return pieces
 
-    def _take_job(self, key: str) -> Optional[Tuple[str, _Reply]]:
+    def _take_job(self, key: str) -> Optional[Tuple[str, str, _Reply]]:
         with self._lock:
             return self._jobs.pop(key, None)
 
-    def _handle(self, request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], List[_Piece]]:
+    def _stage(self) -> str:
+        life = self._life
+        if life is None:
+            return "RUNNING"
+        return life.stages[min(life.lookups, len(life.stages) - 1)]
+
+    def _hub(self, method: Optional[str], path: str) -> Tuple[int, Dict[str, str], List[_Piece]]:
+        json_headers = {"Content-Type": "application/json"}
+        prefix, suffix = "/api/spaces/", "/runtime"
+        space_id = path[len(prefix) : -len(suffix)] if path.startswith(prefix) and path.endswith(suffix) else ""
+        if method != "GET" or space_id.count("/") != 1:
+            return 404, json_headers, [(b'{"error": "Not Found"}', 0.0)]
+        with self._lock:
+            self.runtime_lookups.append(space_id)
+            stage = self._stage()
+            if self._life is not None:
+                self._life.lookups += 1
+        runtime = {"stage": stage, "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}}
+        return 200, json_headers, [(json.dumps(runtime).encode(), 0.0)]
+
+    def _down(self) -> Optional[int]:
+        """The status to answer a request to the Space with while it is down, or None (it runs)."""
+        with self._lock:
+            life = self._life
+            if life is None:
+                return None
+            if life.down_for is not None:
+                if life.down_for <= 0:
+                    self._life = None  # awake: this request runs
+                    return None
+                life.down_for -= 1
+            return life.status
+
+    def _closed(self, prompt: str, finished: bool) -> None:
+        if not finished:
+            with self._lock:
+                self.cancelled.append(prompt)
+
+    def _handle(self, request: requests.PreparedRequest) -> Tuple[int, Dict[str, str], List[_Piece], Optional[str]]:
+        """The reply to a request: status, headers, body pieces, and the prompt of the job
+        whose stream it is (None for other replies)."""
         parts = urlsplit(request.url or "")
         path, method = parts.path, request.method
+        with self._lock:
+            self.requests.append(request)
+        if f"{parts.scheme}://{parts.netloc}" == self.hub_url:
+            return (*self._hub(method, path), None)
+        down = self._down()
+        if down is not None:
+            return down, {"Content-Type": "text/html; charset=utf-8"}, [(_ASLEEP_PAGE, 0.0)], None
+        return self._space(method, path, parts.query, request)
+
+    def _space(
+        self, method: Optional[str], path: str, query: str, request: requests.PreparedRequest
+    ) -> Tuple[int, Dict[str, str], List[_Piece], Optional[str]]:
         json_headers = {"Content-Type": "application/json"}
         sse_headers = {"Content-Type": "text/event-stream; charset=utf-8"}
         if method == "GET" and path == "/config":
-            return 200, json_headers, [(json.dumps(self._config()).encode(), 0.0)]
+            return 200, json_headers, [(json.dumps(self._config()).encode(), 0.0)], None
         if method == "POST" and path == _PREFIX + "/upload":
-            return 200, json_headers, [(json.dumps(self._upload(request)).encode(), 0.0)]
+            return 200, json_headers, [(json.dumps(self._upload(request)).encode(), 0.0)], None
         if method == "POST" and path in (_PREFIX + "/queue/join", _PREFIX + "/call/generate"):
             status, body, headers = self._job(request)
-            return status, {**json_headers, **headers}, [(json.dumps(body).encode(), 0.0)]
+            return status, {**json_headers, **headers}, [(json.dumps(body).encode(), 0.0)], None
         if method == "GET" and path == _PREFIX + "/queue/data":
-            job = self._take_job(parse_qs(parts.query).get("session_hash", [""])[0])
+            job = self._take_job(parse_qs(query).get("session_hash", [""])[0])
             if job is not None:
-                return 200, sse_headers, self._queue_stream(*job)
+                event_id, prompt, reply = job
+                return 200, sse_headers, self._queue_stream(event_id, reply), prompt
         if method == "GET" and path.startswith(_PREFIX + "/call/generate/"):
             job = self._take_job(path.rsplit("/", 1)[1])
             if job is not None:
-                return 200, sse_headers, self._call_stream(job[1])
-        return 404, json_headers, [(b'{"detail": "Not Found"}', 0.0)]
+                return 200, sse_headers, self._call_stream(job[2]), job[1]
+        return 404, json_headers, [(b'{"detail": "Not Found"}', 0.0)], None
+
+
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Sets environment variables for the block, then puts back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _body(request: requests.PreparedRequest) -> bytes:
@@ -325,11 +598,13 @@ class _FakeAdapter(BaseAdapter):
         self._space = space
 
     def send(  # type: ignore[override]
-        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+        self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any
     ) -> requests.Response:
-        status, headers, pieces = self._space._handle(request)
+        space = self._space
+        status, headers, pieces, prompt = space._handle(request)
+        on_close = None if prompt is None else functools.partial(space._closed, prompt)
         raw = urllib3.HTTPResponse(
-            body=io.BufferedReader(_Chunks(pieces)),
+            body=_Chunks(pieces, _read_timeout(timeout), on_close),
             headers=headers,
             status=status,
             preload_content=False,
