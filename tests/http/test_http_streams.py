@@ -434,10 +434,18 @@ def test_client_close_aborts_a_stream_under_way(rsps, protocol):
         client.chat("again")
 
 
-def test_the_response_is_closed_when_the_stream_raises(rsps):
+@pytest.mark.parametrize("method", ["events", "chat"])
+def test_the_response_is_closed_when_the_stream_raises(rsps, method):
     space, client = serve(rsps, "queue", queue_body=lambda e: queue_error_sse(e, "boom"))
 
-    with pytest.raises(AppError):
-        client.complete("hi")
-    assert space.stream_bodies[0].close_calls >= 1
-    assert isinstance(space.stream_bodies[0], ClosingBody)
+    chat = getattr(client, method)("hi")  # held: its closing cannot wait for garbage collection
+    gc.disable()
+    try:
+        with pytest.raises(AppError):
+            for _ in chat:
+                pass
+        (body,) = space.stream_bodies
+        assert body.close_calls >= 1  # closed by the time the error reached the caller
+        assert body.closed
+    finally:
+        gc.enable()

@@ -19,6 +19,7 @@ from qvq_sdk import InputError, QVQClient
 
 SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "setup.cfg")
 TOKEN = "hf_SECRETtokenVALUE0123456789"
+SESSION_REQUEST = requests.Session.request  # before no_network replaces it
 
 
 @pytest.fixture(autouse=True)
@@ -227,9 +228,23 @@ def test_bad_token_is_not_echoed():
     assert "SECRET" not in repr(info.value)
 
 
-def test_false_token_ignores_the_environment(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_abc\ndef")  # would be refused if it were read
+@pytest.mark.parametrize("variable", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])
+def test_false_token_ignores_the_environment(monkeypatch, variable):
+    monkeypatch.setenv(variable, "hf_abc\ndef")  # would be refused if it were read
     QVQClient(False)
+    monkeypatch.setenv(variable, TOKEN)  # a good one: still not sent
+    from qvq_sdk.testing import FakeSpace
+
+    monkeypatch.setattr(requests.Session, "request", SESSION_REQUEST)  # the fake's adapter only: no socket
+    space = FakeSpace().answer("ok")
+    assert space.client(token=False).complete("hi") == "ok"
+    assert [request.method for request in space.requests] == ["GET", "POST", "GET"]
+    for request in space.requests:
+        assert not {"Authorization", "X-HF-Authorization"} & set(request.headers)
+        assert "SECRET" not in str(request.headers)
+    space.answer("ok")
+    assert space.client(token=None).complete("hi") == "ok"  # the environment's token, for contrast
+    assert space.requests[-1].headers["Authorization"] == "Bearer " + TOKEN
 
 
 # -- QVQ_BASE_URL ---------------------------------------------------------------------------
