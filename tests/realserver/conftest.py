@@ -5,7 +5,7 @@ Every test in this directory gets the ``realserver`` marker (deselect with
 configuration, and all stopped at the end of the session. A venv that cannot be built or a
 server that cannot start is a test *error* naming the log, never a skip.
 
-Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1`` and ``gradio6``):
+Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1``, ``gradio5.50``, ``gradio6``):
     gradio_server          stream mode, concurrency 4
     gradio_return_server   return mode (the stream holds only the completion)
     gradio_queue_server    stream mode, concurrency 1 (to force queueing)
@@ -14,7 +14,7 @@ Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1`` and ``
     realserver_pool        ``.get(version, mode=..., concurrency=..., max_file_size=..., tls=...)``
                            for any other configuration
 
-``QVQ_GRADIO_VERSIONS`` (comma-separated, default ``5.9.1,6``) picks the versions, e.g. ``6`` for a
+``QVQ_GRADIO_VERSIONS`` (comma-separated, default ``5.9.1,5.50,6``) picks the versions, e.g. ``6`` for a
 quick local run or ``4,5.9.1,6`` to include the optional Gradio 4.44 venv.
 """
 
@@ -35,16 +35,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _versions():
-    wanted = os.environ.get("QVQ_GRADIO_VERSIONS")
-    if not wanted:
-        return list(servers.DEFAULT_VERSIONS)
-    versions = [v.strip() for v in wanted.split(",") if v.strip()]
-    unknown = [v for v in versions if v not in servers.VENV_SPECS]
-    if unknown:
-        raise pytest.UsageError(
-            "QVQ_GRADIO_VERSIONS: unknown %s (known: %s)" % (unknown, ", ".join(servers.VENV_SPECS))
-        )
-    return versions
+    try:
+        return servers.selected_versions()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 VERSIONS = _versions()

@@ -58,6 +58,19 @@ VENV_SPECS = {
 #: The versions the test fixtures use unless QVQ_GRADIO_VERSIONS says otherwise.
 DEFAULT_VERSIONS = ["5.9.1", "5.50", "6"]
 
+
+def selected_versions():
+    """The versions that ``QVQ_GRADIO_VERSIONS`` (comma-separated) names, else DEFAULT_VERSIONS."""
+    wanted = os.environ.get("QVQ_GRADIO_VERSIONS")
+    if not wanted:
+        return list(DEFAULT_VERSIONS)
+    versions = [v.strip() for v in wanted.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in VENV_SPECS]
+    if unknown:
+        raise ValueError("QVQ_GRADIO_VERSIONS: unknown %s (known: %s)" % (unknown, ", ".join(VENV_SPECS)))
+    return versions
+
+
 LOCAL_HOSTS = "127.0.0.1,localhost"
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
