@@ -58,7 +58,6 @@ class Stream:
         self.url = response.url.split("?", 1)[0]
         self.content_type = response.headers.get("Content-Type", "")
         self.received = 0  # bytes read so far by chunks()
-        self.reused = False  # finish() gave the connection back to the pool
 
     def excerpt(self) -> str:
         """A short piece of the body (for a reply that is not an event stream)."""
@@ -164,7 +163,6 @@ class Stream:
             original.close()
         if getattr(raw, "_connection", None) is not None:
             raw.release_conn()
-            self.reused = True
 
     def close(self) -> None:
         """Closes the connection at once, unless :meth:`finish` gave it back (the Space cancels
