@@ -5,8 +5,9 @@ for text in QVQClient().chat("What is in this picture?", images=["cat.jpg"]):
     print(text, end="", flush=True)
 """
 
+from ._chat import ChatStream, Rewrite
 from ._client import QVQClient
-from ._events import Done, Event, ProcessingStarted, QueuePosition, TextUpdate
+from ._events import Done, Event, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -29,18 +30,23 @@ __all__ = [
     "APITimeoutError",
     "AppError",
     "AuthenticationError",
+    "ChatStream",
     "Done",
     "Event",
     "InputError",
     "NotFoundError",
     "ProcessingStarted",
+    "Progress",
     "QVQClient",
     "QVQError",
     "QueuePosition",
     "QuotaExceededError",
     "RateLimitError",
+    "Rewrite",
     "ServiceUnavailableError",
+    "SpaceLog",
     "StreamError",
     "TextUpdate",
+    "WakingUp",
     "__version__",
 ]

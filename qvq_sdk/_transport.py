@@ -277,10 +277,11 @@ class Transport:
         try:
             return response.json()
         except (ValueError, RecursionError):
-            raise StreamError(
-                f"{_loggable(url)} answered with something that is not JSON ({excerpt(response.text)!r}); "
-                "is the address a Gradio app?"
-            ) from None
+            pass  # raised below, outside this block: the decode error (whose .doc is the body) is not its context
+        raise StreamError(
+            f"{_loggable(url)} answered with something that is not JSON ({excerpt(response.text)!r}); "
+            "is the address a Gradio app?"
+        )
 
     def content(self, method: str, url: str, **kwargs: Any) -> bytes:
         """Sends a request (as :meth:`request`) and returns its body."""
