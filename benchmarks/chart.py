@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 CLIENTS = ["raw", "raw-timeout", "sdk-queue", "sdk-call", "gradio_client", "g4f"]
+NET_CLIENTS = ["raw", "sdk-queue", "gradio_client"]
 LABELS = {
     "raw": "raw floor",
     "raw-timeout": "raw floor + timeout",
@@ -77,13 +78,57 @@ def main(source, target):
     ax.set_xticklabels(["import " + k for k in labels], rotation=30, ha="right", fontsize=8)
     ax.set_title("Import time (-X importtime)", fontsize=10)
     ax.set_ylabel("ms")
-    axes[-1].axis("off")
+    ax = axes[-1]
+    network = results.get("network")
+    if network:
+        net = network["summary"]
+        clients = [c for c in NET_CLIENTS if net.get(c, {}).get("ok")]
+        width = 0.38
+        for offset, metric, label, alpha in (
+            (-width / 2, "first", "warm", 1.0),
+            (width / 2, "cold_first", "cold", 0.55),
+        ):
+            values = [net[c][metric] * 1e3 for c in clients]
+            bars = ax.bar(
+                [i + offset for i in range(len(clients))],
+                values,
+                width,
+                color=[COLORS[c] for c in clients],
+                alpha=alpha,
+                label=label,
+            )
+            for bar, value in zip(bars, values):
+                ax.annotate(
+                    "%.0f" % value,
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+        ax.set_xticks(range(len(clients)))
+        ax.set_xticklabels(
+            [
+                "%s\n%g connection%s" % (LABELS[c], net[c]["connections"], "" if net[c]["connections"] == 1 else "s")
+                for c in clients
+            ],
+            rotation=30,
+            ha="right",
+            fontsize=8,
+        )
+        ax.set_title(
+            "TLS, %g ms RTT: first text; connections, %d chats" % (network["rtt"] * 1e3, network["chats"]),
+            fontsize=10,
+        )
+        ax.set_ylabel("ms")
+        ax.legend(fontsize=8, loc="upper left")
+    else:
+        ax.axis("off")
     machine = results["machine"]
-    axes[-1].text(
-        0,
-        0.5,
-        "Medians of %d rounds; warm client (its chats after the first).\n"
-        "gradio %s stand-in on 127.0.0.1.\n%s, %s cores, %s\n\n%s"
+    fig.text(
+        0.995,
+        0.005,
+        "Medians of %d rounds; warm client (its chats after the first). gradio %s stand-in on 127.0.0.1. "
+        "%s, %s cores, %s. %s"
         % (
             results["rounds"],
             results["versions"]["gradio (server)"],
@@ -92,11 +137,12 @@ def main(source, target):
             machine["memory"],
             results["command"],
         ),
-        fontsize=9,
-        va="center",
+        fontsize=8,
+        ha="right",
+        va="bottom",
     )
     fig.suptitle("qvq-sdk vs gradio_client, the g4f reference provider and raw-requests floors", fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(target, dpi=90)
 
 

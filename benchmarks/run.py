@@ -1,13 +1,23 @@
 """qvq-sdk against gradio_client, the g4f reference provider and two raw-requests floors.
 
-    python benchmarks/run.py              # 9 rounds (~18 minutes); --quick is 1 round
+    python benchmarks/run.py                               # 9 rounds of both scenarios
+    python benchmarks/run.py --scenario network --rounds 5  # the network scenario alone (~1 min)
 
 Builds the clients' venvs under ``benchmarks/.venvs/`` on first use (qvq-sdk from this
-checkout, the newest ``gradio_client``, ``g4f==0.5.3.1``, and matplotlib for the chart),
-starts the ``gradio==5.9.1`` stand-in of the Space (``tests/realserver/``) on 127.0.0.1 behind a
-byte-counting loopback proxy, and runs every client as its own process (``worker.py``),
-alternating them, for several rounds. Prints the table of medians, writes
-``benchmarks/results/results.json`` and ``table.md``, and draws ``docs/benchmarks.png``.
+checkout, the newest ``gradio_client``, ``g4f==0.5.3.1``, matplotlib for the chart, trustme
+for the certificates), and measures two scenarios, every client as its own process
+(``worker.py``), alternating them within each round, for several rounds:
+
+- **loopback**: the ``gradio==5.9.1`` stand-in of the Space (``tests/realserver/``) on
+  127.0.0.1 behind a byte-counting loopback proxy; five cases, six clients.
+- **network**: the same stand-in serving HTTPS (throw-away certificates from
+  ``tests/netkit/tls.py``) behind ``tests/netkit/shaper.py`` at 40 ms RTT; short answers,
+  cold (new client) and warm chats, new connections counted, for qvq-sdk, the raw floor
+  (plain ``requests`` reusing its connection) and gradio_client.
+
+Prints the tables of medians and every target with its figures and PASS or MISS, writes
+``benchmarks/results/results.json`` and ``table.md`` (``results-network.json`` for the network
+scenario alone), draws ``docs/benchmarks.png``, and exits 1 if a target was missed.
 
 Needs only the standard library; run it with any Python >= 3.10.
 """
@@ -15,6 +25,7 @@ Needs only the standard library; run it with any Python >= 3.10.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -25,6 +36,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -44,6 +56,7 @@ VENV_SPECS = {
     "gradio_client": ["--upgrade", "gradio_client"],
     "g4f": ["g4f==0.5.3.1"],  # its last release with Qwen_QVQ_72B
     "chart": ["matplotlib"],
+    "tls": ["trustme"],  # the network scenario's throw-away certificates (tests/netkit/tls.py)
 }
 #: client -> (venv, label)
 CLIENTS = {
@@ -75,6 +88,12 @@ BASELINE = "sdk-queue"
 FLOOR = "raw"
 TIMEOUT_FLOOR = "raw-timeout"
 CONCURRENCY = 16
+#: the network scenario: its clients, round-trip time and sequential chats per client process
+NET_CLIENTS = ["raw", "sdk-queue", "gradio_client"]
+NET_RTT = 0.040
+NET_CHATS = 8
+#: further new clients per network process, one chat each: with the first, its cold samples
+NET_COLD_CLIENTS = 2
 IMAGE_SIDE = 2600  # 2600 x 2600 RGB, stored uncompressed in a PNG: 20.3 MB
 
 
@@ -85,6 +104,50 @@ def load_servers():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_shaper():
+    """tests/netkit/shaper.py's ``Shaper`` (standard library only), with ``TCP_NODELAY`` on the
+    client sockets it accepts.
+
+    asyncio sets ``TCP_NODELAY`` only on sockets whose ``proto`` is ``IPPROTO_TCP``; a socket
+    accepted from a listener made with ``socket.socket(AF_INET, SOCK_STREAM)`` has ``proto``
+    0, so the relay's writes to the client ran with Nagle's algorithm: a small write behind an
+    unacknowledged one waited for the client's delayed ACK, 40 ms, in about half the chats
+    (first-text times of ~97 ms or ~139 ms at 40 ms RTT, for every client alike). A network
+    adds no such wait; setting the option again is harmless once the shaper sets it itself.
+    """
+    path = os.path.join(REPO, "tests", "netkit", "shaper.py")
+    spec = importlib.util.spec_from_file_location("qvq_netkit_shaper", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Shaper(module.Shaper):
+        async def _handle(self, client_reader, client_writer):
+            sock = client_writer.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            await super()._handle(client_reader, client_writer)
+
+    return Shaper
+
+
+def make_certs(directory):
+    """A throw-away CA and server certificate for 127.0.0.1 (tests/netkit/tls.py, trustme, run
+    in the tls venv); returns ``(certfile, keyfile, cafile)``."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from netkit.tls import make_certs; "
+        "c = make_certs(sys.argv[2]); print(c.cert_pem); print(c.key_pem); print(c.ca_pem)"
+    )
+    done = subprocess.run(
+        [python_of("tls"), "-c", code, os.path.join(REPO, "tests"), directory], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit("making the TLS certificates failed: %s" % done.stderr[-500:])
+    return tuple(done.stdout.split())
 
 
 def python_of(venv):
@@ -116,10 +179,18 @@ def ensure_venv(name, base_python):
         json.dump(spec, f)
 
 
-def install_sdk():
-    """(Re)installs qvq-sdk from this checkout into the sdk venv, so the run measures the tree."""
+def install_sdk(rev=None):
+    """(Re)installs qvq-sdk into the sdk venv, so the run measures this tree: the working tree,
+    or with ``rev`` that commit's files (``git archive``), e.g. while others edit the tree."""
     log_path = os.path.join(VENVS, "sdk-qvq.install.log")
-    with open(log_path, "w") as log:
+    with contextlib.ExitStack() as stack:
+        source = REPO
+        if rev:
+            source = stack.enter_context(tempfile.TemporaryDirectory(prefix="qvq-sdk-src-"))
+            archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", rev], capture_output=True)
+            if archive.returncode:
+                raise SystemExit("git archive %s failed: %s" % (rev, archive.stderr.decode(errors="replace")[-300:]))
+            subprocess.run(["tar", "-x", "-C", source], input=archive.stdout, check=True)
         cmd = [
             python_of("sdk"),
             "-m",
@@ -128,15 +199,17 @@ def install_sdk():
             "--disable-pip-version-check",
             "--no-deps",
             "--force-reinstall",
-            REPO,
+            source,
         ]
-        if subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=VENVS):
-            raise SystemExit("installing qvq-sdk from %s failed; see %s" % (REPO, log_path))
+        with open(log_path, "w") as log:
+            if subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=VENVS):
+                raise SystemExit("installing qvq-sdk from %s failed; see %s" % (rev or REPO, log_path))
 
 
-def checkout_state():
-    """The commit the run measured, with ``-dirty`` when the tree had changes."""
-    done = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True, text=True)
+def checkout_state(rev=None):
+    """The commit the run measured, with ``-dirty`` when the working tree had changes."""
+    cmd = ["git", "-C", REPO, "describe", "--always"] + (["--dirty"] if not rev else [rev])
+    done = subprocess.run(cmd, capture_output=True, text=True)
     return done.stdout.strip() or "not a git checkout"
 
 
@@ -217,6 +290,24 @@ class CountingProxy:
         if count:  # the server-to-client pump closes both sockets last
             source.close()
             sink.close()
+
+
+class ShaperStats:
+    """Answers each connection to ``port`` with ``"<connections> <bytes>\\n"``: the connections
+    the shaper has accepted so far and the bytes it has delivered to its clients."""
+
+    def __init__(self, shaper):
+        self.shaper = shaper
+        self._listener = CountingProxy._listen()
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._answer, daemon=True).start()
+
+    def _answer(self):
+        while True:
+            conn, _ = self._listener.accept()
+            with conn:
+                received = sum(c.bytes_down for c in self.shaper.connection_info())
+                conn.sendall(b"%d %d\n" % (self.shaper.connections, received))
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -515,8 +606,6 @@ def targets(summary, image_bytes):
             round((raw_cold - raw_warm) * 1e3 + 5, 1),
             unit=" ms",
         )
-    imports = summary["imports"]
-    check("import qvq_sdk ≤ 1.3 × import requests", round(imports["qvq_sdk"] / imports["requests"], 2), 1.3, unit="×")
     idle, peak = get(BASELINE, "upload", "idle_rss"), get(BASELINE, "upload", "peak_rss")
     check(
         "20 MB upload: peak RSS ≤ idle + 2.5 × image",
@@ -531,6 +620,192 @@ def targets(summary, image_bytes):
         unit="×",
         extra=against("concurrent", "wall", TIMEOUT_FLOOR),
     )
+    return checks
+
+
+def import_target(imports):
+    """The import target: ``import qvq_sdk`` ≤ 1.3 × ``import requests`` (medians)."""
+    sdk, base = imports.get("qvq_sdk"), imports.get("requests")
+    if not sdk or not base:
+        return [("import qvq_sdk ≤ 1.3 × import requests", None, "no data")]
+    value = round(sdk / base, 2)
+    return [("import qvq_sdk ≤ 1.3 × import requests", value <= 1.3, "%s vs limit 1.3×" % value)]
+
+
+# -- the network scenario ----------------------------------------------------------------------
+#
+# TLS through tests/netkit/shaper.py at NET_RTT: every byte is delayed rtt/2 each way and a new
+# connection's first byte one rtt more (its TCP handshake; the TLS handshake then costs its own
+# round trip). Each client process makes NET_CHATS sequential short chats through one new
+# client: the first is cold (its clock starts before the client is made), the rest warm.
+
+
+def run_net_worker(client, net, env):
+    cmd = [
+        python_of(CLIENTS[client][0]),
+        os.path.join(HERE, "worker.py"),
+        client,
+        "network",
+        "--base-url",
+        net["base_url"],
+        "--stats-port",
+        str(net["stats_port"]),
+        "--chats",
+        str(NET_CHATS),
+        "--cold-clients",
+        str(NET_COLD_CLIENTS),
+        "--api-prefix",
+        net["api_prefix"],
+        "--fn-index",
+        str(net["fn_index"]),
+    ]
+    net_env = dict(env, REQUESTS_CA_BUNDLE=net["cafile"], SSL_CERT_FILE=net["cafile"])
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=net_env, timeout=300)
+    except subprocess.TimeoutExpired:
+        return {"client": client, "case": "network", "failed": "timed out after 300 s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        return {"client": client, "case": "network", "failed": "exit %s: %s" % (done.returncode, tail[-300:])}
+    return json.loads(lines[-1])
+
+
+def net_problem(run):
+    chats = run.get("chats", []) + run.get("cold", [])
+    return run.get("failed") or next((c["error"] for c in chats if "error" in c), None)
+
+
+def cold_chats(run):
+    """A network process's cold samples: the first chat of each new client it made."""
+    return [run["chats"][0], *run.get("cold", [])]
+
+
+def summarize_network(runs):
+    """Per network client: medians over rounds of the warm figures (a process's median over
+    its chats after the first) and of the cold chat; connections per process (all its chats)."""
+    summary = {}
+    for client in NET_CLIENTS:
+        mine = [r for r in runs if r["client"] == client]
+        good = [r for r in mine if not net_problem(r)]
+        entry = {
+            "rounds": len(mine),
+            "ok": len(good),
+            "errors": sorted({net_problem(r) for r in mine if r not in good}),
+        }
+        if good:
+            entry.update({key: median(warm_figure(r, key) for r in good) for key in ("first", "wall", "cpu", "bytes")})
+            connections = [sum(c["connections"] for c in r["chats"]) for r in good]
+            entry.update(
+                {
+                    # medians over all the cold samples of all rounds
+                    "cold_first": median(c["first"] for r in good for c in cold_chats(r)),
+                    "cold_cpu": median(c["cpu"] for r in good for c in cold_chats(r)),
+                    "cold_bytes": median(c["bytes"] for r in good for c in cold_chats(r)),
+                    "cold_samples": sum(len(cold_chats(r)) for r in good),
+                    # the first new client of each process alone
+                    "cold_first_in_process": median(r["chats"][0]["first"] for r in good),
+                    "connections": median(connections),
+                    "connections_min": min(connections),
+                    "connections_max": max(connections),
+                    "warm_connections": median(sum(c["connections"] for c in r["chats"][1:]) for r in good),
+                }
+            )
+        summary[client] = entry
+    return summary
+
+
+NET_ROWS = [
+    # (metric, title, format)
+    ("first", "warm: call → first text", "ms"),
+    ("cold_first", "cold (new client): call → first text", "ms"),
+    ("connections", "new connections, %d sequential chats" % NET_CHATS, "count"),
+    ("wall", "warm: wall time", "ms"),
+    ("cpu", "warm: client CPU", "ms"),
+    ("cold_cpu", "cold: client CPU", "ms"),
+    ("bytes", "warm: bytes received (TLS)", "bytes"),
+    ("cold_bytes", "cold: bytes received (TLS)", "bytes"),
+]
+
+
+def network_table(net_summary):
+    header = ["measure"] + [CLIENTS[c][1] for c in NET_CLIENTS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for metric, title, kind in NET_ROWS:
+        cells = []
+        for client in NET_CLIENTS:
+            entry = net_summary[client]
+            if not entry.get("ok"):
+                cells.append("failed")
+                continue
+            value = entry.get(metric)
+            if kind == "count":
+                low, high = entry["connections_min"], entry["connections_max"]
+                cell = "%g" % value + ("" if low == high else " (%d–%d)" % (low, high))
+            else:
+                cell = fmt(value, kind)
+                floor = net_summary[FLOOR].get(metric)
+                if client != FLOOR and "first" in metric and floor is not None:
+                    cell += " (%+.1f ms)" % ((value - floor) * 1e3)
+            if entry["ok"] < entry["rounds"]:
+                cell += " †"
+            cells.append(cell)
+        lines.append("| %s | %s |" % (title, " | ".join(cells)))
+    return "\n".join(lines)
+
+
+def network_targets(net_summary, rtt):
+    sdk, raw = net_summary[BASELINE], net_summary[FLOOR]
+    checks = []
+
+    def diff_ms(key):
+        if sdk.get(key) is None or raw.get(key) is None:
+            return None
+        return round((sdk[key] - raw[key]) * 1e3, 1)
+
+    warm = diff_ms("first")
+    name = "network, warm: first text ≤ raw floor + 10 ms"
+    if warm is None:
+        checks.append((name, None, "no data"))
+    else:
+        checks.append(
+            (
+                name,
+                warm <= 10.0,
+                "%+.1f ms vs limit +10 ms (%s vs %s)" % (warm, fmt(sdk["first"], "ms"), fmt(raw["first"], "ms")),
+            )
+        )
+    name = "network: new connections for %d sequential chats = 1" % NET_CHATS
+    if sdk.get("connections_max") is None:
+        checks.append((name, None, "no data"))
+    else:
+        others = ", ".join(
+            "%s %s" % (CLIENTS[c][1], "%g" % net_summary[c]["connections"] if net_summary[c].get("ok") else "—")
+            for c in (FLOOR, "gradio_client")
+        )
+        checks.append(
+            (
+                name,
+                sdk["connections_max"] <= 1,
+                "%d in every round vs limit 1 (%s)" % (sdk["connections_max"], others)
+                if sdk["connections_min"] == sdk["connections_max"]
+                else "%d–%d over the rounds vs limit 1 (%s)" % (sdk["connections_min"], sdk["connections_max"], others),
+            )
+        )
+    cold = diff_ms("cold_first")
+    limit = round(rtt * 1e3 + 25, 1)
+    name = "network, cold: first text ≤ raw floor + one RTT (/config) + 25 ms"
+    if cold is None:
+        checks.append((name, None, "no data"))
+    else:
+        checks.append(
+            (
+                name,
+                cold <= limit,
+                "%+.1f ms vs limit +%g ms (%s vs %s)"
+                % (cold, limit, fmt(sdk["cold_first"], "ms"), fmt(raw["cold_first"], "ms")),
+            )
+        )
     return checks
 
 
@@ -555,12 +830,66 @@ def machine():
     }
 
 
+def print_loopback(client, case, round_number, result):
+    problem = result.get("failed") or next((c["error"] for c in result.get("chats", []) if "error" in c), None)
+    warm = {k: warm_figure(result, k) for k in ("cpu", "wall", "bytes", "first")} if not problem else {}
+    print(
+        "round %d  %-10s %-13s %s"
+        % (
+            round_number + 1,
+            case,
+            client,
+            "FAILED: " + problem
+            if problem
+            else "cpu %6.0f ms  wall %6.0f ms  bytes %9d  first %s"
+            % (
+                warm["cpu"] * 1e3,
+                warm["wall"] * 1e3,
+                warm["bytes"],
+                "%.1f ms" % (warm["first"] * 1e3) if warm.get("first") is not None else "—",
+            ),
+        ),
+        flush=True,
+    )
+
+
+def print_network(client, round_number, result):
+    problem = net_problem(result)
+    if problem:
+        print("round %d  %-10s %-13s FAILED: %s" % (round_number + 1, "network", client, problem), flush=True)
+        return
+    chats = result["chats"]
+    print(
+        "round %d  %-10s %-13s first: cold %s ms, warm %5.1f ms  connections %d  warm cpu %4.1f ms"
+        % (
+            round_number + 1,
+            "network",
+            client,
+            "/".join("%.0f" % (c["first"] * 1e3) for c in cold_chats(result)),
+            warm_figure(result, "first") * 1e3,
+            sum(c["connections"] for c in chats),
+            warm_figure(result, "cpu") * 1e3,
+        ),
+        flush=True,
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="one round")
+    parser.add_argument(
+        "--scenario",
+        choices=["all", "loopback", "network"],
+        default="all",
+        help="loopback: the cases on 127.0.0.1; network: TLS at --rtt through the shaper (default: both)",
+    )
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset")
-    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset (loopback)")
+    parser.add_argument("--rtt", type=float, default=NET_RTT * 1e3, help="network: round-trip time in ms (40)")
+    parser.add_argument(
+        "--sdk-rev", help="measure qvq-sdk as committed at this git revision (default: the working tree)"
+    )
     parser.add_argument("--no-chart", action="store_true")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
@@ -569,6 +898,11 @@ def main(argv=None):
     unknown = set(clients) - set(CLIENTS) | set(cases) - set(CASES)
     if unknown:
         parser.error("unknown client or case: %s" % ", ".join(sorted(unknown)))
+    loopback = args.scenario in ("all", "loopback")
+    network = args.scenario in ("all", "network")
+    net_clients = [c for c in NET_CLIENTS if c in clients] if network else []
+    loop_cases = cases if loopback else []
+    rtt = args.rtt / 1e3
 
     servers = load_servers()
     base_python = servers.find_gradio_python()
@@ -576,7 +910,7 @@ def main(argv=None):
     os.makedirs(RESULTS, exist_ok=True)
     for name in VENV_SPECS:
         ensure_venv(name, base_python)
-    install_sdk()
+    install_sdk(args.sdk_rev)
     servers.ensure_venv(GRADIO)
     image = os.path.join(RESULTS, "image-%dx%d.png" % (IMAGE_SIDE, IMAGE_SIDE))
     make_png(image)
@@ -584,61 +918,73 @@ def main(argv=None):
     env = client_env()
     versions = {
         "gradio (server)": GRADIO,
-        "qvq-sdk": "%s (%s)" % (installed_version("sdk", "qvq-sdk"), checkout_state()),
+        "qvq-sdk": "%s (%s)" % (installed_version("sdk", "qvq-sdk"), checkout_state(args.sdk_rev)),
         "requests": installed_version("sdk", "requests"),
         "sseclient-py": installed_version("sdk", "sseclient-py"),
         "gradio_client": installed_version("gradio_client", "gradio_client"),
+        "httpx (gradio_client)": installed_version("gradio_client", "httpx"),
         "g4f": installed_version("g4f", "g4f"),
         "aiohttp (g4f)": installed_version("g4f", "aiohttp"),
     }
     print("versions: " + ", ".join("%s %s" % kv for kv in versions.items()), flush=True)
 
-    runs, imports = [], {label: [] for label, _, _ in IMPORTS}
-    for _, venv, module in IMPORTS:
+    # a network-only run measures just the imports its target needs
+    import_rows = IMPORTS if loopback else [row for row in IMPORTS if row[0] in ("requests", "qvq_sdk")]
+    runs, net_runs, imports = [], [], {label: [] for label, _, _ in import_rows}
+    for _, venv, module in import_rows:
         import_time(venv, module, env)  # compile the .pyc files first
     started = time.monotonic()
-    with servers.start_server(GRADIO, mode="stream", concurrency=CONCURRENCY) as server:
-        proxy = CountingProxy(server.port)
-        for client in clients:  # warm the server and the disk cache; not measured
-            run_worker(client, "short", proxy, image, env)
+    with contextlib.ExitStack() as stack:
+        if loop_cases:
+            server = stack.enter_context(servers.start_server(GRADIO, mode="stream", concurrency=CONCURRENCY))
+            proxy = CountingProxy(server.port)
+            for client in clients:  # warm the server and the disk cache; not measured
+                run_worker(client, "short", proxy, image, env)
+        if net_clients:
+            tls = make_certs(os.path.join(RESULTS, "certs"))
+            tls_server = stack.enter_context(servers.start_server(GRADIO, mode="stream", tls=tls))
+            shaper = stack.enter_context(load_shaper()("127.0.0.1", tls_server.port, rtt=rtt))
+            config = tls_server.config
+            net = {
+                "base_url": shaper.url_for("https"),
+                "stats_port": ShaperStats(shaper).port,
+                "cafile": tls[2],
+                "api_prefix": config.get("api_prefix", ""),
+                "fn_index": next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "generate"),
+            }
+            for client in net_clients:  # warm the server; not measured
+                run_net_worker(client, net, env)
         for round_number in range(rounds):
-            for case in cases:
+            for case in loop_cases:
                 shift = round_number % len(clients)
                 for client in clients[shift:] + clients[:shift]:
                     result = run_worker(client, case, proxy, image, env)
                     result["round"] = round_number
                     runs.append(result)
-                    problem = result.get("failed") or next(
-                        (c["error"] for c in result.get("chats", []) if "error" in c), None
-                    )
-                    warm = {k: warm_figure(result, k) for k in ("cpu", "wall", "bytes", "first")} if not problem else {}
-                    print(
-                        "round %d  %-10s %-13s %s"
-                        % (
-                            round_number + 1,
-                            case,
-                            client,
-                            "FAILED: " + problem
-                            if problem
-                            else "cpu %6.0f ms  wall %6.0f ms  bytes %9d  first %s"
-                            % (
-                                warm["cpu"] * 1e3,
-                                warm["wall"] * 1e3,
-                                warm["bytes"],
-                                "%.1f ms" % (warm["first"] * 1e3) if warm.get("first") is not None else "—",
-                            ),
-                        ),
-                        flush=True,
-                    )
-            for label, venv, module in IMPORTS:
+                    print_loopback(client, case, round_number, result)
+            if net_clients:
+                shift = round_number % len(net_clients)
+                for client in net_clients[shift:] + net_clients[:shift]:
+                    result = run_net_worker(client, net, env)
+                    result["round"] = round_number
+                    net_runs.append(result)
+                    print_network(client, round_number, result)
+            for label, venv, module in import_rows:
                 for _ in range(3):
                     imports[label].append(import_time(venv, module, env))
     print("measured in %.0f s" % (time.monotonic() - started), flush=True)
 
-    full = clients == list(CLIENTS) and cases == CASES
+    loop_full = loopback and clients == list(CLIENTS) and cases == CASES
+    net_full = network and net_clients == NET_CLIENTS
     summary = summarize(runs, imports)
+    net_summary = summarize_network(net_runs) if net_clients else None
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else " --rounds %d" % rounds)
+    if args.scenario != "all":
+        command += " --scenario " + args.scenario
+    if network and args.rtt != NET_RTT * 1e3:
+        command += " --rtt %g" % args.rtt
     result = {
-        "command": "python benchmarks/run.py" + (" --quick" if args.quick else " --rounds %d" % rounds),
+        "command": command,
         "rounds": rounds,
         "machine": machine(),
         "versions": versions,
@@ -647,28 +993,71 @@ def main(argv=None):
         "runs": runs,
         "imports": imports,
     }
-    measured_only = {k: v for k, v in summary.items() if k == "imports" or v.get("rounds")}
-    rendered = table(summary) if full else json.dumps(measured_only, indent=1)
-    checks = targets(summary, image_bytes) if full else []
+    if net_clients:
+        result["network"] = {"rtt": rtt, "chats": NET_CHATS, "summary": net_summary, "runs": net_runs}
+    checks = []
+    if loop_full:
+        checks += targets(summary, image_bytes)
+    if net_full:
+        checks += network_targets(net_summary, rtt)
+    if loop_full or net_full:
+        checks += import_target(summary["imports"])
     result["targets"] = [{"target": n, "met": ok, "figures": why} for n, ok, why in checks]
-    name = "results.json" if full else "results-partial.json"  # a partial run keeps the full one
+    if loop_full and (net_full or not network):
+        name = "results.json"
+    elif net_full and not loopback:
+        name = "results-network.json"
+    else:
+        name = "results-partial.json"  # a partial run keeps the full one
     with open(os.path.join(RESULTS, name), "w") as f:
         json.dump(result, f, indent=1)
-    lines = [rendered, ""]
-    lines += ["† some rounds failed: " + note for note in failures(summary)]
-    lines += ["", "Targets (qvq-sdk queue, warm client, medians of %d rounds):" % rounds]
-    lines += ["- [%s] %s: %s" % ({True: "met", False: "MISSED", None: "?"}[ok], n, why) for n, ok, why in checks]
+
+    lines = []
+    if loop_full:
+        lines += [table(summary), ""]
+        lines += ["† some rounds failed: " + note for note in failures(summary)]
+    elif loopback:
+        measured_only = {k: v for k, v in summary.items() if k == "imports" or v.get("rounds")}
+        lines += [json.dumps(measured_only, indent=1), ""]
+    if net_clients:
+        lines += [
+            "Network: TLS at %g ms RTT through the shaper, short answers, %d sequential chats per new client, "
+            "medians of %d rounds:" % (rtt * 1e3, NET_CHATS, rounds),
+            "",
+            network_table(net_summary),
+            "",
+        ]
+        lines += [
+            "† some rounds failed: %s: %s" % (CLIENTS[c][1], "; ".join(net_summary[c]["errors"]))
+            for c in NET_CLIENTS
+            if net_summary[c].get("errors")
+        ]
+    if not loopback:
+        lines += [
+            "",
+            "import (`python -X importtime`, cumulative): "
+            + ", ".join("%s %.1f ms" % (label, value / 1e3) for label, value in summary["imports"].items()),
+        ]
+    if checks:
+        lines += ["", "Targets (qvq-sdk queue, medians of %d rounds):" % rounds]
+        lines += ["- %s %s: %s" % ({True: "PASS", False: "MISS", None: "MISS"}[ok], n, why) for n, ok, why in checks]
+        if not loop_full:
+            lines += ["- (the loopback targets: not measured in this run; see --scenario loopback)"]
     text = "\n".join(lines)
-    if full:
+    if name == "results.json":
         with open(os.path.join(RESULTS, "table.md"), "w") as f:
             f.write(text + "\n")
     print()
     print(text)
-    if full and not args.no_chart:
+    if name == "results.json" and not args.no_chart:
         subprocess.check_call(
             [python_of("chart"), os.path.join(HERE, "chart.py"), os.path.join(RESULTS, "results.json"), CHART]
         )
         print("chart: %s" % os.path.relpath(CHART, REPO))
+    missed = [n for n, ok, _ in checks if ok is not True]
+    if missed:
+        print("\n%d target(s) missed: %s" % (len(missed), "; ".join(missed)), file=sys.stderr)
+        return 1
     return 0
 
 

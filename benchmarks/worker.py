@@ -17,6 +17,11 @@ Clients (each written the way its documentation shows a user to write it):
 Cases: ``short``, ``long``, ``fine``, ``upload``, ``concurrent`` (see ``run.py``). Each case does
 a cold chat and then a warm one in the same process (the client's second chat); ``upload``
 does a text chat and then the image chat; ``concurrent`` does a text chat and then N chats at once.
+``network`` (``raw``, ``sdk-queue``, ``gradio_client``; HTTPS through run.py's shaper) does
+``--chats`` short chats through one new client and one chat through each of ``--cold-clients``
+more; per chat it also counts the new connections (from the shaper's ``--stats-port``). Its
+raw floor knows the API's prefix and fn_index (no ``/config``) and reads each stream to its
+end, so that ``requests`` reuses the connection.
 
 Figures per chat: wall seconds, client CPU seconds (``getrusage(RUSAGE_SELF)`` user + sys, so
 a client's background threads count), seconds from the submit call to the first text, bytes
@@ -144,10 +149,15 @@ def make_g4f(base_url):
 RAW_TIMEOUT = (10, 60)
 
 
-def make_raw(base_url, timeout=None):
+def make_raw(base_url, timeout=None, known=None, drain=False):
+    """The raw floor. ``known``: ``(api_prefix, fn_index)`` known in advance, so it never reads
+    ``/config``. ``drain``: read each stream to its end (past ``process_completed``), so that
+    ``requests`` puts the connection back in its pool, as a client reusing it must."""
     import requests
 
     state = {}
+    if known is not None:
+        state["prefix"], state["fn_index"] = base_url + known[0], known[1]
     local = threading.local()
 
     def session():
@@ -193,7 +203,7 @@ def make_raw(base_url, timeout=None):
                         pieces.extend(edit[2] for edit in value)
                     if first is None and pieces:
                         first = time.perf_counter() - started
-                    if kind == "process_completed":
+                    if kind == "process_completed" and not drain:
                         break
         return "".join(pieces), first
 
@@ -297,17 +307,113 @@ def run_concurrent(name, chat, count, counter_port):
     return result
 
 
+def net_stats(stats_port):
+    """(connections accepted, bytes delivered to the clients) so far, from the shaper's stats port."""
+    with socket.create_connection(("127.0.0.1", stats_port)) as sock:
+        connections, received = sock.makefile().readline().split()
+    return int(connections), int(received)
+
+
+def run_network(name, base_url, stats_port, chats, known, cold_clients):
+    """``chats`` sequential short chats through one new client over the shaper, then one chat
+    through each of ``cold_clients`` more new clients (more cold samples per process).
+
+    A new client's first chat is a cold one: its clock starts before the client is made
+    (gradio_client reads its config in ``Client()``; qvq-sdk and the raw floor do nothing
+    there), so its first text counts everything a new client does before it. Each chat records
+    the new connections the shaper accepted during it (a cold one also the constructor's).
+    Returns ``(chats of the first client, [first chat of each further client])``.
+    """
+    sequential = net_chats(name, base_url, stats_port, chats, known)
+    cold = []
+    for _ in range(cold_clients if "error" not in sequential[-1] else 0):
+        cold += net_chats(name, base_url, stats_port, 1, known)
+        if "error" in cold[-1]:
+            break
+    return sequential, cold
+
+
+def net_chats(name, base_url, stats_port, chats, known):
+    prompt = PROMPTS["short"]
+    chat = None
+    results = []
+    for _ in range(chats):
+        connections_before, bytes_before = net_stats(stats_port)
+        cpu_before = cpu_seconds()
+        started = time.perf_counter()
+        error = None
+        text, first = "", None
+        try:
+            if chat is None:
+                chat = make_network_client(name, base_url, known)
+            called = time.perf_counter()
+            text, first = chat(prompt, None)
+            if first is not None:
+                first += called - started
+        except Exception as exc:
+            error = "%s: %s" % (type(exc).__name__, str(exc)[:200])
+        wall = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu_before
+        connections_after, bytes_after = net_stats(stats_port)
+        result = {
+            "wall": wall,
+            "cpu": cpu,
+            "first": first,
+            "bytes": bytes_after - bytes_before,
+            "connections": connections_after - connections_before,
+            "chars": len(text),
+        }
+        if error is None and len(text) != EXPECTED_CHARS[prompt]:
+            error = "answer has %d characters, expected %d" % (len(text), EXPECTED_CHARS[prompt])
+        if error:
+            result["error"] = error
+        results.append(result)
+        if error:
+            break
+    return results
+
+
+def make_network_client(name, base_url, known):
+    """The clients of the network scenario. The certificate's CA comes from the environment,
+    as a user would give it: ``REQUESTS_CA_BUNDLE`` (requests: qvq-sdk and the raw floor) and
+    ``SSL_CERT_FILE`` (httpx: gradio_client)."""
+    if name == "raw":
+        # the floor: plain requests on one session, the API's prefix and fn_index known in
+        # advance (no /config), each stream read to its end so that its connection is reused
+        return make_raw(base_url, known=known, drain=True)
+    if name in ("sdk-queue", "gradio_client"):
+        return make_client(name, base_url)
+    raise SystemExit("client %r is not in the network scenario" % name)
+
+
 def main(argv):
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("client")
-    parser.add_argument("case", choices=["short", "long", "fine", "upload", "concurrent"])
+    parser.add_argument("case", choices=["short", "long", "fine", "upload", "concurrent", "network"])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--counter-port", type=int, default=0)
     parser.add_argument("--image")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--stats-port", type=int, help="network: the shaper's stats port")
+    parser.add_argument("--chats", type=int, default=8, help="network: sequential chats through one client")
+    parser.add_argument("--cold-clients", type=int, default=2, help="network: more new clients, one chat each")
+    parser.add_argument("--api-prefix", default="/gradio_api", help="network: the raw floor's known API prefix")
+    parser.add_argument("--fn-index", type=int, help="network: the raw floor's known fn_index of /generate")
     args = parser.parse_args(argv)
+
+    if args.case == "network":
+        # imported before any clock starts: a cold chat is a new client, not a new process
+        __import__({"raw": "requests", "sdk-queue": "qvq_sdk", "gradio_client": "gradio_client"}[args.client])
+        out = {"client": args.client, "case": args.case}
+        out["chats"], out["cold"] = run_network(
+            args.client, args.base_url, args.stats_port, args.chats, (args.api_prefix, args.fn_index), args.cold_clients
+        )
+        out["peak_rss"] = peak_rss_bytes()
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
 
     started = time.perf_counter()
     chat = make_client(args.client, args.base_url)
