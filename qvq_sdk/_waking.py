@@ -145,7 +145,10 @@ def wait_for_space(
             raise explained(failure, said, space) from None
         assert now is not None
         if now != stage:
-            logger.info("the Space %s is waking up (%s); waiting for it", space, now)
+            if now == "RUNNING":
+                logger.info("the Space %s is RUNNING now; asking it once more", space)
+            else:
+                logger.info("the Space %s is waking up (%s); waiting for it", space, now)
         stage = now
         waited = clock.monotonic() - started
         pause = WAKE_POLL_SECONDS
