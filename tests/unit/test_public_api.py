@@ -109,6 +109,7 @@ def test_client_signature():
         ("proxies", inspect.Parameter.KEYWORD_ONLY, None),
         ("session", inspect.Parameter.KEYWORD_ONLY, None),
         ("deadline", inspect.Parameter.KEYWORD_ONLY, None),
+        ("wake_timeout", inspect.Parameter.KEYWORD_ONLY, 300.0),
     ]
 
 
