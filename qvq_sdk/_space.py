@@ -49,28 +49,6 @@ def normalize_base_url(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-_STAGE_ADVICE = {
-    "RUNNING": "Hugging Face says the Space is RUNNING, so this should pass; retry shortly.",
-    "SLEEPING": "The Space is SLEEPING and waking up; retry in a minute.",
-    "PAUSED": "The Space is PAUSED by its owner; it answers nothing until they restart it.",
-    "STOPPED": "The Space is STOPPED; it answers nothing until its owner restarts it.",
-    "BUILDING": "The Space is BUILDING; retry in a few minutes.",
-    "APP_STARTING": "The Space is starting; retry in a minute.",
-    "RUNNING_BUILDING": "The Space is being rebuilt; retry in a few minutes.",
-    "RUNNING_APP_STARTING": "The Space is restarting; retry in a minute.",
-    "RUNTIME_ERROR": "The Space has a runtime error; its owner must fix it.",
-    "BUILD_ERROR": "The Space failed to build (BUILD_ERROR); its owner must fix it.",
-    "CONFIG_ERROR": "The Space's configuration is broken (CONFIG_ERROR); its owner must fix it.",
-    "NO_APP_FILE": "The Space has no app file (NO_APP_FILE); its owner must fix it.",
-    "DELETING": "The Space is being deleted.",
-}
-
-
-def stage_advice(stage: str) -> str:
-    """What a Space's runtime stage (from Hugging Face's API) means for the caller."""
-    return _STAGE_ADVICE.get(stage, f"Hugging Face reports the Space's stage as {stage}.")
-
-
 @dataclass(frozen=True)
 class SpaceConfig:
     """What the client needs from ``GET /config``."""
