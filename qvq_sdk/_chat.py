@@ -138,11 +138,11 @@ class ChatStream(Generator[T, None, None]):
         generator = self._generator
         if _ended(generator):  # nothing to stop
             return
-        self._signal.stop()
+        self._signal.stopped = True
         try:
-            generator.close()
-        except ValueError:  # another thread runs it: the stop ends it there, at once
-            pass
+            generator.close()  # its stream closes, or goes back to the pool if the answer is whole
+        except ValueError:  # another thread runs it: abort its stream, which ends it there at once
+            self._signal.stop()
 
     def stop(self) -> None:
         """Stops the chat, from any thread, at once; see the class. Safe to call more than

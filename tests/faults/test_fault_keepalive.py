@@ -12,7 +12,7 @@ import time
 import pytest
 from faultspace import TOKEN, WIRES, FaultSpace, event_stream, gate
 
-from qvq_sdk import AppError, QVQClient, TextUpdate
+from qvq_sdk import AppError, Done, QVQClient, TextUpdate
 from qvq_sdk._constants import POOL_MAXSIZE
 
 PROTOCOLS = ["queue", "call"]
@@ -69,6 +69,20 @@ def test_a_reused_connection_gets_its_socket_timeout_back(alive, client_of, prot
     assert client.complete("hi") == "Hello world"
     (connection,) = idle_connections(client)
     assert connection.sock.gettimeout() == 5  # the stream's blocking socket did not carry over
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_chat_closed_after_its_answer_keeps_its_connection(alive, client_of, protocol):
+    client = client_of(alive, protocol)
+    events = client.events("hi")
+    for event in events:
+        if isinstance(event, Done):
+            break
+    events.close()  # the answer is whole: closing it is not a cancel
+    with client.chat("hi") as chunks:
+        assert "".join(chunks) == "Hello world"
+    assert client.complete("hi") == "Hello world"
+    assert alive.connections == 1
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
