@@ -15,8 +15,10 @@ Clients (each written the way its documentation shows a user to write it):
   pays what any client with a read timeout pays.
 
 Cases: ``short``, ``long``, ``fine``, ``upload``, ``concurrent`` (see ``run.py``). Each case does
-a cold chat and then a warm one in the same process (the client's second chat); ``upload``
-does a text chat and then the image chat; ``concurrent`` does a text chat and then N chats at once.
+a first chat and then warm ones through the same client; ``short`` then makes ``--cold-clients``
+more new clients (new session, new connection, its own ``/config``), one chat each, its clock
+started before the client is made: the cold samples. ``upload`` does a text chat and then the
+image chat; ``concurrent`` does a text chat and then N chats at once.
 ``network`` (``raw``, ``sdk-queue``, ``gradio_client``; HTTPS through run.py's shaper) does
 ``--chats`` short chats through one new client and one chat through each of ``--cold-clients``
 more; per chat it also counts the new connections (from the shaper's ``--stats-port``). Its
@@ -93,6 +95,7 @@ def make_sdk(base_url, protocol):
             pieces.append(piece)
         return "".join(pieces), first
 
+    chat.close = client.close
     return chat
 
 
@@ -112,6 +115,7 @@ def make_gradio_client(base_url):
             text = output
         return text or job.result(), first
 
+    chat.close = client.close
     return chat
 
 
@@ -142,6 +146,7 @@ def make_g4f(base_url):
 
     chat.run = run  # the concurrent case gathers coroutines on the same loop
     chat.loop = loop
+    chat.close = loop.close
     return chat
 
 
@@ -207,6 +212,11 @@ def make_raw(base_url, timeout=None, known=None, drain=False):
                         break
         return "".join(pieces), first
 
+    def close():
+        if hasattr(local, "session"):
+            local.session.close()
+
+    chat.close = close
     return chat
 
 
@@ -255,6 +265,34 @@ def measured(chat, prompt, counter_port, image=None):
     if error:
         result["error"] = error
     return result
+
+
+def run_cold_clients(name, base_url, count, prompt, counter_port):
+    """``count`` new clients, one chat each: the cold samples of a process.
+
+    Each is made inside the chat's clock (``first``, ``wall``, ``cpu`` and ``bytes`` count its
+    construction and its ``/config`` read, whenever the client makes them), with the client's
+    modules already imported by the process's first client; it is closed after its chat,
+    outside the clock, so that every new client opens a new connection.
+    """
+    results = []
+    for _ in range(count):
+        made = []
+
+        def cold_chat(prompt, image=None, made=made):
+            started = time.perf_counter()
+            chat = make_client(name, base_url)
+            made.append(chat)
+            built = time.perf_counter() - started
+            text, first = chat(prompt, image)
+            return text, None if first is None else first + built
+
+        results.append(measured(cold_chat, prompt, counter_port))
+        for chat in made:
+            chat.close()
+        if "error" in results[-1]:
+            break
+    return results
 
 
 def run_concurrent(name, chat, count, counter_port):
@@ -398,7 +436,9 @@ def main(argv):
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--stats-port", type=int, help="network: the shaper's stats port")
     parser.add_argument("--chats", type=int, default=8, help="network: sequential chats through one client")
-    parser.add_argument("--cold-clients", type=int, default=2, help="network: more new clients, one chat each")
+    parser.add_argument(
+        "--cold-clients", type=int, default=2, help="network and short: more new clients, one chat each"
+    )
     parser.add_argument("--api-prefix", default="/gradio_api", help="network: the raw floor's known API prefix")
     parser.add_argument("--fn-index", type=int, help="network: the raw floor's known fn_index of /generate")
     args = parser.parse_args(argv)
@@ -421,6 +461,8 @@ def main(argv):
     if args.case in ("short", "long", "fine"):
         prompt = PROMPTS[args.case]
         out["chats"] = [measured(chat, prompt, args.counter_port) for _ in range(1 + WARM_CHATS[args.case])]
+        if args.case == "short" and args.cold_clients:
+            out["cold"] = run_cold_clients(args.client, args.base_url, args.cold_clients, prompt, args.counter_port)
     elif args.case == "upload":
         warm = measured(chat, PROMPTS["warmup"], args.counter_port)
         out["idle_rss"] = peak_rss_bytes()
