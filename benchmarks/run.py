@@ -111,32 +111,12 @@ def load_servers():
 
 
 def load_shaper():
-    """tests/netkit/shaper.py's ``Shaper`` (standard library only), with ``TCP_NODELAY`` on the
-    client sockets it accepts.
-
-    asyncio sets ``TCP_NODELAY`` only on sockets whose ``proto`` is ``IPPROTO_TCP``; a socket
-    accepted from a listener made with ``socket.socket(AF_INET, SOCK_STREAM)`` has ``proto``
-    0, so the relay's writes to the client ran with Nagle's algorithm: a small write behind an
-    unacknowledged one waited for the client's delayed ACK, 40 ms, in about half the chats
-    (first-text times of ~97 ms or ~139 ms at 40 ms RTT, for every client alike). A network
-    adds no such wait; setting the option again is harmless once the shaper sets it itself.
-    """
+    """tests/netkit/shaper.py's ``Shaper`` (standard library only), imported by path."""
     path = os.path.join(REPO, "tests", "netkit", "shaper.py")
     spec = importlib.util.spec_from_file_location("qvq_netkit_shaper", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-
-    class Shaper(module.Shaper):
-        async def _handle(self, client_reader, client_writer):
-            sock = client_writer.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:
-                    pass
-            await super()._handle(client_reader, client_writer)
-
-    return Shaper
+    return module.Shaper
 
 
 def make_certs(directory):
