@@ -11,11 +11,15 @@ checked here is the two together, and over a real socket:
   its deltas rebuild the final text;
 - any bytes, and any JSON in any field of a message, give events or a StreamError /
   AppError, and nothing else (no KeyError, TypeError, OverflowError, RecursionError...).
+
+``QVQ_FUZZ_SCALE`` scales the number of examples (default 1; the legacy matrix, which checks
+that the same code runs on old Pythons, uses fewer).
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from faultspace import EVENT_ID, FaultSpace, event_stream
 from hypothesis import HealthCheck, example, given, settings
@@ -29,6 +33,13 @@ from qvq_sdk._sse import iter_events
 # time goes into Hypothesis generating 300-500 examples, which on CPython 3.7 (whose newest
 # Hypothesis is 6.79) takes 15-30 s for one test on a busy machine, and more under load.
 TEST_TIME_LIMIT = 180.0
+SCALE = float(os.environ.get("QVQ_FUZZ_SCALE") or 1)
+
+
+def examples(count):
+    """``count`` examples, scaled by QVQ_FUZZ_SCALE."""
+    return max(10, int(count * SCALE))
+
 
 BOM = b"\xef\xbb\xbf"
 EVENT_TYPES = (QueuePosition, ProcessingStarted, TextUpdate, Done)
@@ -141,7 +152,7 @@ layout = {
 }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=queue_answers(), **layout)
 def test_queue_answer_is_the_same_however_its_bytes_come(answer, line_end, bom, cuts):
     datas, final = answer
@@ -156,7 +167,7 @@ def test_queue_answer_is_the_same_however_its_bytes_come(answer, line_end, bom, 
     assert rebuilt_text(events) == final
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=call_answers(), **layout)
 def test_call_answer_is_the_same_however_its_bytes_come(answer, line_end, bom, cuts):
     pairs, final = answer
@@ -177,7 +188,7 @@ def test_valid_answers_over_a_real_socket_split_anywhere():
     with FaultSpace() as space:
         client = QVQClient(token=False, base_url=space.base_url, protocol="queue", timeout=(2, 5))
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(answer=queue_answers(), **layout)
         def run(answer, line_end, bom, cuts):
             datas, final = answer
@@ -225,7 +236,7 @@ sse_like_bytes = st.lists(
 ).map(b"".join)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(raw=st.one_of(st.binary(max_size=300), sse_like_bytes), cuts=st.lists(st.integers(0, 600), max_size=8))
 @example(raw=b"data: " + b"[" * 3000 + b"\n\n", cuts=[])
 @example(raw=b"event: generating\ndata: " + b"[" * 3000 + b"\n\n", cuts=[])
@@ -257,7 +268,7 @@ QUEUE_KINDS = [
 FIELDS = ["event_id", "rank", "queue_size", "rank_eta", "eta", "output", "success", "message", "session_not_found"]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     messages=st.lists(
         st.tuples(st.sampled_from(QUEUE_KINDS), st.dictionaries(st.sampled_from(FIELDS), json_values)), max_size=5
@@ -278,7 +289,7 @@ def test_any_json_in_any_queue_field_gives_events_or_a_typed_error(messages):
     assert all(isinstance(event, EVENT_TYPES) for event in events)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     events=st.lists(
         st.tuples(st.sampled_from(["generating", "complete", "error", "heartbeat"]), json_values), max_size=5
