@@ -1,11 +1,12 @@
-"""Load and leaks against real Gradio servers (5.9.1 and 6.x) running the Space's stand-in.
+"""Load and leaks against real Gradio servers running the Space's stand-in.
 
 - 32 threads × 10 chats through one client, on a server whose concurrency limit (2) makes
   most of them wait in its queue: every one of the 320 answers is exactly right.
 - 200 chats that fail in every way a real server fails (app errors, hidden errors, quota,
   the caller walking away mid-answer, deadlines) leave the process with the same open
-  file descriptors and threads as before. (tests/faults/test_fault_leaks.py does the same
-  for the faults a real server will not produce: resets, stalls, bad bytes, statuses.)
+  file descriptors and threads as before, on the first selected Gradio version.
+  (tests/faults/test_fault_leaks.py does the same for the faults a real server will not
+  produce: resets, stalls, bad bytes, statuses.)
 
 Every wait is bounded: worker threads are joined against one overall budget, and the
 client's timeouts and deadline bound each chat.
@@ -18,6 +19,7 @@ import threading
 import time
 
 import pytest
+import servers
 
 from qvq_sdk import APITimeoutError, AppError, QueuePosition, QuotaExceededError, QVQClient, StreamError
 from qvq_sdk._watchdog import WATCHDOG
@@ -109,8 +111,10 @@ def failing_chats():
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_200_failing_chats_leave_no_descriptor_or_thread_behind(realserver_pool, gradio_version, protocol):
-    server = realserver_pool.get(gradio_version)
+def test_200_failing_chats_leave_no_descriptor_or_thread_behind(realserver_pool, protocol):
+    # What leaks is the client's, whatever the server's version: the first selected one (the
+    # Space's 5.9.1 by default) shows it, in a third of the time of all three.
+    server = realserver_pool.get(servers.selected_versions()[0])
     kinds = failing_chats()
     with QVQClient(base_url=server.base_url, protocol=protocol, timeout=(10, 30)) as client:
         assert client.complete("warm up") == expected_answer("warm up")
