@@ -279,6 +279,15 @@ class Server:
         except OSError:
             return []
 
+    def app_stopped(self, record_id):
+        """Whether the app recorded that its ``slow {record_id}`` generator stopped."""
+        lines = self.record_lines(record_id)
+        return bool(lines) and lines[-1].startswith("stopped at")
+
+    def ticks(self, record_id):
+        """How many ticks the ``slow {record_id}`` command made."""
+        return sum(1 for line in self.record_lines(record_id) if line.startswith("tick"))
+
     def log_tail(self, lines=40):
         return _tail(self.log_path, lines)
 

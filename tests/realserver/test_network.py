@@ -56,15 +56,6 @@ def record_id(request, suffix):
     return "%s-%s-%d" % (request.node.name.replace("[", "-").replace("]", ""), suffix, os.getpid())
 
 
-def stopped(server, record):
-    lines = server.record_lines(record)
-    return bool(lines) and lines[-1].startswith("stopped at")
-
-
-def ticks(server, record):
-    return sum(1 for line in server.record_lines(record) if line.startswith("tick"))
-
-
 # -- HTTPS -----------------------------------------------------------------------------------
 
 
@@ -166,8 +157,8 @@ def test_a_deadline_over_tls_ends_a_slow_chat(shaped_tls, gradio_tls_server, req
         with pytest.raises(APITimeoutError) as info:
             client.complete("slow %s 2000" % record, deadline=1.5)
     assert "deadline" in str(info.value)
-    wait_for(lambda: stopped(gradio_tls_server, record), "the app to stop")
-    assert ticks(gradio_tls_server, record) < 100
+    wait_for(lambda: gradio_tls_server.app_stopped(record), "the app to stop")
+    assert gradio_tls_server.ticks(record) < 100
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -178,8 +169,8 @@ def test_cancel_over_tls_stops_the_app(shaped_tls, gradio_tls_server, request, p
         chunks = client.chat("slow %s 2000" % record)
         assert next(chunks).startswith("tick 0")
         chunks.close()
-        wait_for(lambda: stopped(gradio_tls_server, record), "the app to stop")
-        assert ticks(gradio_tls_server, record) < 100
+        wait_for(lambda: gradio_tls_server.app_stopped(record), "the app to stop")
+        assert gradio_tls_server.ticks(record) < 100
         assert client.complete("hi") == "You said: hi | image: none"  # the client goes on
 
 
@@ -265,6 +256,6 @@ def test_close_aborts_a_stream_through_an_https_proxy_at_once(gradio_tls_server,
     assert not thread.is_alive(), "close() did not end the blocked read"
     assert len(errors) == 1 and isinstance(errors[0], APIConnectionError), errors
     assert "closed by the client" in str(errors[0])
-    wait_for(lambda: stopped(gradio_tls_server, record), "the app to stop")
-    assert ticks(gradio_tls_server, record) < 100
+    wait_for(lambda: gradio_tls_server.app_stopped(record), "the app to stop")
+    assert gradio_tls_server.ticks(record) < 100
     session.close()

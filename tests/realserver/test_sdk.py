@@ -312,15 +312,6 @@ def _record_id(request, suffix):
     return "%s-%s-%d" % (request.node.name.replace("[", "-").replace("]", ""), suffix, os.getpid())
 
 
-def _stopped(server, record_id):
-    lines = server.record_lines(record_id)
-    return bool(lines) and lines[-1].startswith("stopped at")
-
-
-def _ticks(server, record_id):
-    return sum(1 for line in server.record_lines(record_id) if line.startswith("tick"))
-
-
 @pytest.mark.parametrize("how", ["break", "close"])
 def test_cancelling_stops_the_app(client, gradio_server, request, how):
     record_id = _record_id(request, client.protocol)
@@ -335,9 +326,9 @@ def test_cancelling_stops_the_app(client, gradio_server, request, how):
     else:
         received = [next(chunks) for _ in range(3)]
         chunks.close()
-    wait_for(lambda: _stopped(gradio_server, record_id), "the app to record that it stopped")
+    wait_for(lambda: gradio_server.app_stopped(record_id), "the app to record that it stopped")
     # It stopped long before its 2000 ticks (100 s); allow for ticks in flight at the cancel.
-    assert _ticks(gradio_server, record_id) < 100
+    assert gradio_server.ticks(record_id) < 100
     assert "".join(received).startswith("tick 0 ")
 
 
@@ -362,7 +353,7 @@ def test_client_close_from_another_thread_aborts_the_stream(gradio_server, reque
     assert not thread.is_alive(), "close() did not end the blocked read"
     assert len(errors) == 1 and isinstance(errors[0], APIConnectionError)
     assert "closed" in str(errors[0])
-    wait_for(lambda: _stopped(gradio_server, record_id), "the app to record that it stopped")
+    wait_for(lambda: gradio_server.app_stopped(record_id), "the app to record that it stopped")
 
 
 # -- threads ---------------------------------------------------------------------------------

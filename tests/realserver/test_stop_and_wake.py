@@ -32,11 +32,6 @@ def _record_id(request, suffix):
     return "%s-%s-%d" % (request.node.name.replace("[", "-").replace("]", ""), suffix, os.getpid())
 
 
-def _stopped(server, record_id):
-    lines = server.record_lines(record_id)
-    return bool(lines) and lines[-1].startswith("stopped at")
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_stop_from_another_thread_stops_the_space_within_a_second(gradio_server, request, protocol):
     record_id = _record_id(request, protocol)
@@ -69,7 +64,7 @@ def test_stop_from_another_thread_stops_the_space_within_a_second(gradio_server,
         chat.stop()
         reader.join(5)
         ended_after = time.monotonic() - stopped_at
-        while not _stopped(gradio_server, record_id) and time.monotonic() - stopped_at < WAIT_LIMIT:
+        while not gradio_server.app_stopped(record_id) and time.monotonic() - stopped_at < WAIT_LIMIT:
             time.sleep(0.01)
         app_stopped_after = time.monotonic() - stopped_at
 
