@@ -14,12 +14,14 @@
     └── StreamError                       malformed reply, unknown session, stream ended early
 
 ``str(error)`` is a sentence for the person reading it: what happened and what to
-do. No exception ever holds the token.
+do. No exception ever holds the token. Every error survives ``pickle`` and
+``copy.copy``/``copy.deepcopy`` (so it crosses a ``ProcessPoolExecutor`` or a task queue)
+with its type, message and attributes.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Tuple, Type
 
 __all__ = [
     "APIConnectionError",
@@ -39,6 +41,12 @@ __all__ = [
 
 class QVQError(Exception):
     """Base class of every error qvq-sdk raises."""
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Exception's own reduce rebuilds an error as ``type(self)(*self.args)``: that fails
+        # when a keyword is required (``status_code=``) and drops the others. Rebuild it
+        # without ``__init__`` instead, then restore its ``__dict__``: every attribute.
+        return (_rebuild, (type(self), self.args), self.__dict__ or None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -132,3 +140,12 @@ class QuotaExceededError(AppError):
 class StreamError(QVQError):
     """The Space's reply broke the protocol: a malformed event, an unknown session,
     or a stream that ended before its completion message."""
+
+
+def _rebuild(cls: Type[QVQError], args: Tuple[Any, ...]) -> QVQError:
+    """Unpickling and copying (see :meth:`QVQError.__reduce__`): the error of type ``cls``
+    with these ``args``, made without calling its ``__init__``; pickle then restores its
+    attributes. (Its name is part of every pickled error: keep it.)"""
+    error: QVQError = cls.__new__(cls)
+    error.args = args
+    return error

@@ -1,6 +1,10 @@
 """qvq_sdk.errors: the hierarchy drawn in the module docstring, attributes and reprs."""
 
+import copy
+import inspect
+import pickle
 import re
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -167,3 +171,131 @@ def test_errors_can_be_raised_and_caught_as_their_parents():
         raise InputError("bad")
     with pytest.raises(QVQError):
         raise QuotaExceededError("quota", retry_after=1.0)
+
+
+# -- pickle and copy: errors cross processes and task queues whole ------------------------------
+
+# A distinctive value for each keyword-only parameter of the errors' constructors. A new
+# parameter fails make_error() until it gets one here.
+SAMPLE_VALUES = {
+    "input": "images[0]",
+    "status_code": 503,
+    "body": "Queue is full",
+    "url": "https://x.hf.space/gradio_api/queue/join",
+    "request_id": "req-42",
+    "retry_after": 7.5,
+    "message": "the app's own message",
+}
+
+
+def keyword_parameters(cls):
+    """The keyword-only parameters a class's constructor takes, its own and those it passes
+    on through **kwargs to its parents' constructors."""
+    names = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if not issubclass(klass, QVQError):
+            break
+        parameters = inspect.signature(init).parameters.values()
+        names += [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in names]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def make_error(name):
+    """An error of the class ``name`` with every attribute set, space_stage included."""
+    cls = getattr(errors, name)
+    missing = [p for p in keyword_parameters(cls) if p not in SAMPLE_VALUES]
+    assert not missing, f"add a sample value for {missing} to SAMPLE_VALUES"
+    options = {p: SAMPLE_VALUES[p] for p in keyword_parameters(cls)}
+    error = cls(f"{name}: what happened, and what to do.", **options)
+    for option, value in options.items():
+        assert getattr(error, option) == value
+    if isinstance(error, APIStatusError):
+        error.space_stage = "PAUSED"  # set by the client after it asked the Hub
+    return error
+
+
+def assert_same_error(copied, original):
+    assert type(copied) is type(original)
+    assert copied is not original
+    assert str(copied) == str(original)
+    assert copied.args == original.args
+    assert repr(copied) == repr(original)
+    assert vars(copied) == vars(original)
+
+
+def test_make_error_sets_attributes_the_constructors_take():
+    error = make_error("RateLimitError")
+    assert vars(error) == {
+        "status_code": 503,
+        "body": "Queue is full",
+        "url": "https://x.hf.space/gradio_api/queue/join",
+        "request_id": "req-42",
+        "space_stage": "PAUSED",
+        "retry_after": 7.5,
+    }
+    assert vars(make_error("QuotaExceededError")) == {"message": "the app's own message", "retry_after": 7.5}
+    assert vars(make_error("InputError")) == {"input": "images[0]"}
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_survives_pickle(name, protocol):
+    error = make_error(name)
+    assert_same_error(pickle.loads(pickle.dumps(error, protocol)), error)
+
+
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy], ids=["copy", "deepcopy"])
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_survives_copy(name, copier):
+    error = make_error(name)
+    before = dict(vars(error))
+    copied = copier(error)
+    assert_same_error(copied, error)
+    copied.args = ("changed",)
+    vars(copied).clear()
+    assert str(error) == f"{name}: what happened, and what to do."  # nothing shared
+    assert vars(error) == before
+
+
+@pytest.mark.parametrize("name", errors.__all__)
+def test_a_copy_keeps_attributes_added_later_and_the_minimal_form(name):
+    error = make_error(name)
+    error.extra = ["added", "later"]  # e.g. by a caller or by add_note() on Python 3.11
+    assert pickle.loads(pickle.dumps(error)).extra == ["added", "later"]
+    assert copy.deepcopy(error).extra == ["added", "later"]
+    cls = getattr(errors, name)
+    required = {"status_code": 404} if issubclass(cls, APIStatusError) else {}
+    bare = cls("just a message", **required)
+    assert_same_error(pickle.loads(pickle.dumps(bare)), bare)
+
+
+def test_a_pickled_error_is_still_caught_as_its_parents():
+    error = pickle.loads(pickle.dumps(make_error("InputError")))
+    with pytest.raises(ValueError, match="what to do"):
+        raise error
+    with pytest.raises(APIStatusError) as info:
+        raise pickle.loads(pickle.dumps(make_error("ServiceUnavailableError")))
+    assert info.value.status_code == 503
+
+
+def raise_rate_limit_error(retry_after):
+    """Runs in a worker process."""
+    error = RateLimitError(
+        "The Space is rate limiting (HTTP 429). Wait and retry.", status_code=429, retry_after=retry_after, body="slow"
+    )
+    error.space_stage = "RUNNING"
+    raise error
+
+
+def test_an_error_crosses_a_process_pool():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(raise_rate_limit_error, 12.0)
+        error = future.exception(timeout=60)
+    assert type(error) is RateLimitError
+    assert str(error) == "The Space is rate limiting (HTTP 429). Wait and retry."
+    assert (error.status_code, error.retry_after, error.body, error.space_stage) == (429, 12.0, "slow", "RUNNING")
