@@ -15,10 +15,11 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence
+from typing import IO, Any, Callable, Dict, List, Match, Optional, Sequence, Tuple, Union
 
 from ._client import QVQClient
 from ._constants import DEFAULT_SPACE
@@ -279,6 +280,52 @@ def _run(args: argparse.Namespace, out: IO[str], status: _Status) -> None:
             out.flush()
 
 
+_Replacement = Union[str, Callable[[Match[str]], str]]
+
+
+def _cli_words(args: argparse.Namespace) -> List[Tuple[str, _Replacement]]:
+    """The library's messages name its Python API (``Use protocol="queue"``, ``raise
+    timeout=``); the command's user knows its flags. The one table, in order, from a pattern
+    of the API's words to the command's: applied to every error message the command prints."""
+    user = 0 if args.system is None else 1  # the prompt's index in the messages (see _messages)
+    from_environment = args.base_url is None and args.space is None and bool(os.environ.get("QVQ_BASE_URL"))
+
+    def image(match: Match[str]) -> str:  # images[1] → "-i #2", or "-i" when there is one
+        return "-i" if len(args.image) == 1 else f"-i #{int(match.group(1)) + 1}"
+
+    return [
+        (r'\bprotocol="(queue|call)"', r"--protocol \1"),
+        (r"\btimeout=", "--timeout"),
+        (r"\btoken=", "--token"),
+        (r"\bthe token argument\b", "--token"),
+        (r"\bpass a token\b", "pass --token"),
+        (r"\bspace=", "--space"),
+        (r"\bbase_url=", "--base-url"),
+        (r"\bthe Space id or base_url\b", "--space or --base-url"),
+        (r"^(timeout|space)\b", r"--\1"),  # an InputError about an option starts with its name
+        (r"^base_url\b", "QVQ_BASE_URL" if from_environment else "--base-url"),
+        # The command has no --deadline or --wake-timeout: name the limit, not the keyword.
+        (r" ?\((?:deadline|wake_timeout)=\)", ""),
+        (r"\((?:deadline|wake_timeout)=", "("),
+        (r",? or raise (?:deadline|wake_timeout)=\.?", "."),
+        (
+            r"\bthe host name could not be resolved\b",
+            r"\g<0> (--base-url URL or QVQ_BASE_URL=URL points qvq at another server)",
+        ),
+        (rf"^messages\[{user}\] has no text and no image\b", "the prompt is empty"),
+        (r"^messages\[0\] has no text and no image\b", "--system is empty"),  # only with --system
+        (r"\bimages\[(\d+)\]", image),
+    ]
+
+
+def _in_cli_words(message: str, args: argparse.Namespace) -> str:
+    """``message`` on one line, in the command's words rather than the Python API's."""
+    message = " ".join(message.split())
+    for pattern, replacement in _cli_words(args):
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
 def _isatty(stream: IO[str]) -> bool:
     isatty: Optional[Callable[[], bool]] = getattr(stream, "isatty", None)
     try:
@@ -304,7 +351,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 1
         except QVQError as exc:
             status.stop()
-            message = " ".join(str(exc).split())
+            message = _in_cli_words(str(exc), args)
             if args.json:
                 sys.stdout.write(json.dumps({"type": "error", "error": type(exc).__name__, "message": message}) + "\n")
             sys.stdout.flush()

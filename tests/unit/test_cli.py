@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
+import socket
+import time
 
 import pytest
+import responses
 
-from qvq_sdk import __version__, cli
+from qvq_sdk import QVQClient, __version__, cli
 from qvq_sdk._events import Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp
 from qvq_sdk.testing import FakeSpace
 
@@ -324,3 +328,170 @@ def test_a_sleeping_fake_space_through_the_command(monkeypatch, space, capsys, f
     assert "\r\x1b[2Kthe Space is waking up (APP_STARTING), 0 s\r" in err
     assert "qvq: warning: Image was resized\n" in err
     assert space.runtime_lookups == [FakeSpace.space_id]
+
+
+# -- errors in the command's words, not the Python API's ---------------------------------------
+
+
+def error_line(capsys):
+    """The one error line the command printed on stderr, without its "qvq: error: "."""
+    err = capsys.readouterr().err
+    assert err.startswith("qvq: error: ") and err.count("\n") == 1, err
+    return err[len("qvq: error: ") : -1]
+
+
+@pytest.fixture
+def client_options(monkeypatch):
+    """Sets QVQClient options the command has no flag for (the client it makes gets them)."""
+
+    def set_options(**options):
+        monkeypatch.setattr(cli, "QVQClient", functools.partial(QVQClient, **options))
+
+    return set_options
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "  \n"])
+def test_an_empty_prompt_on_stdin_is_the_empty_prompt(space, capsys, monkeypatch, stdin):
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert cli.main(["-"]) == 2
+    assert error_line(capsys) == "the prompt is empty."
+    assert space.prompts == []
+
+
+def test_an_empty_prompt_or_system_message_with_system(space, capsys):
+    assert cli.main(["", "--system", "be brief"]) == 2
+    assert error_line(capsys) == "the prompt is empty."
+    assert cli.main(["hi", "--system", " "]) == 2
+    assert error_line(capsys) == "--system is empty."
+
+
+def test_the_call_protocols_hidden_error_names_the_protocol_flag(capsys):
+    base = "http://127.0.0.1:7860"
+    config = {
+        "version": "5.9.1",
+        "api_prefix": "/gradio_api",
+        "protocol": "sse_v3",
+        "dependencies": [{"id": 0, "api_name": "generate", "queue": True, "backend_fn": True}],
+    }
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.get(base + "/config", json=config)
+        rsps.post(base + "/gradio_api/call/generate", json={"event_id": "e1"})
+        # Gradio 5's call protocol: an app error is an error event without its message.
+        rsps.get(
+            base + "/gradio_api/call/generate/e1",
+            body=b"event: error\ndata: null\n\n",
+            headers={"Content-Type": "text/event-stream"},
+        )
+        assert cli.main(["hi", "--base-url", base, "--protocol", "call"]) == 1
+    message = error_line(capsys)
+    assert "Use --protocol queue (the default)" in message
+    assert "protocol=" not in message
+
+
+def test_a_read_timeout_names_the_timeout_flag(space, capsys):
+    space.answer("late", delay=1.0)
+    assert cli.main(["hi", "--timeout", "0.1"]) == 1
+    message = error_line(capsys)
+    assert message.endswith("raise --timeout.")
+    assert "timeout=" not in message
+
+
+def test_a_json_error_line_has_the_commands_words_too(space, capsys):
+    space.answer("late", delay=1.0)
+    assert cli.main(["hi", "--timeout", "0.1", "--json"]) == 1
+    out, err = capsys.readouterr()
+    last = json.loads(out.splitlines()[-1])
+    assert last["type"] == "error" and last["message"].endswith("raise --timeout.")
+    assert err == f"qvq: error: {last['message']}\n"
+
+
+def test_a_refused_token_names_the_token_flag(space, capsys):
+    space.http_error(401, "Unauthorized")
+    assert cli.main(["hi"]) == 1
+    message = error_line(capsys)
+    assert "pass --token or set HF_TOKEN" in message and "token=" not in message
+
+
+def test_not_found_names_the_space_and_base_url_flags(space, capsys):
+    space.http_error(404, "no such Space")
+    assert cli.main(["hi"]) == 1
+    message = error_line(capsys)
+    assert "Check --space or --base-url" in message and "base_url" not in message
+    assert "(then pass --token)" in message
+
+
+def test_a_deadline_is_named_without_an_option_the_command_lacks(space, capsys, client_options):
+    client_options(deadline=0.2)
+    space.answer("a", "b", delay=0.5)
+    assert cli.main(["hi"]) == 1
+    message = error_line(capsys)
+    assert "within its deadline of 0.2 s;" in message and message.endswith("Retry.")
+    assert "deadline=" not in message
+
+
+def test_the_wake_timeout_is_named_without_an_option_the_command_lacks(space, capsys, client_options, fast_waking):
+    client_options(wake_timeout=0.05, max_retries=0)
+    space.paused("SLEEPING")
+    assert cli.main(["hi", "--space", FakeSpace.space_id]) == 1
+    message = error_line(capsys)
+    assert "still waking up (SLEEPING)" in message and "the limit of the wait (0.05 s)" in message
+    assert message.endswith("Retry later.")
+    assert "wake_timeout" not in message
+
+
+def test_a_paused_space_names_the_space_and_base_url_flags(space, capsys, client_options, fast_waking):
+    client_options(max_retries=0)
+    space.paused("PAUSED")
+    assert cli.main(["hi", "--space", FakeSpace.space_id]) == 1
+    message = error_line(capsys)
+    assert "use your copy (--space or --base-url)" in message and "space=" not in message
+
+
+def test_an_unresolvable_host_points_at_base_url_and_qvq_base_url(capsys, monkeypatch):
+    def unresolvable(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the client's retries
+    assert cli.main(["hi"]) == 1
+    message = error_line(capsys)
+    assert "qwen-qvq-72b-preview.hf.space: the host name could not be resolved" in message
+    assert "(--base-url URL or QVQ_BASE_URL=URL points qvq at another server)" in message
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["hi", "--timeout", "-1"], "--timeout "),
+        (["hi", "--space", "not a space"], "--space must be a Space id"),
+        (["hi", "--base-url", "ftp://example.com"], "--base-url must be an http(s) URL"),
+        (["hi", "--base-url", "http://me:secret@example.com"], "--base-url must not carry"),
+    ],
+)
+def test_a_bad_option_is_named_by_its_flag(capsys, args, expected):
+    assert cli.main(args) == 2
+    message = error_line(capsys)
+    assert message.startswith(expected)
+    assert "token=" not in message
+
+
+def test_a_bad_qvq_base_url_is_named(capsys, monkeypatch):
+    monkeypatch.setenv("QVQ_BASE_URL", "example.com:7860")
+    assert cli.main(["hi"]) == 2
+    assert error_line(capsys).startswith("QVQ_BASE_URL must be an http(s) URL")
+
+
+def test_images_are_named_by_their_flag(space, capsys, tmp_path):
+    assert cli.main(["hi", "-i", str(tmp_path / "no-such.png")]) == 2
+    assert error_line(capsys).startswith("-i: no such image file: ")
+    cat = tmp_path / "cat.png"
+    cat.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    assert cli.main(["hi", "-i", str(cat), "-i", str(cat)]) == 2
+    assert error_line(capsys) == "The Space takes one image per request; got 2 (-i #1, -i #2)."
+
+
+def test_a_message_without_api_words_is_left_alone():
+    args = cli._parser().parse_args(["hi"])
+    message = "The Space is out of GPU quota. Wait 0:01:00, or use an account with more quota."
+    assert cli._in_cli_words(message, args) == message
+    assert cli._in_cli_words("two\n  lines", args) == "two lines"
