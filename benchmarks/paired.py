@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
 import time
 
+from clients import GRADIO
+from servers import load_servers
 from worker import RAW_TIMEOUT, make_raw, make_sdk  # the clients run.py measures (this directory)
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "realserver"))
 
 PROMPTS = {"long": "words 20000 400", "fine": "words 5000", "short": "words 10"}
 
@@ -46,9 +44,7 @@ def main(argv):
     with contextlib.ExitStack() as stack:
         base_url = args.base_url
         if base_url is None:
-            import servers
-
-            base_url = stack.enter_context(servers.start_server("5.9.1", mode="stream")).base_url
+            base_url = stack.enter_context(load_servers().start_server(GRADIO, mode="stream")).base_url
         makers = {
             "raw": lambda: make_raw(base_url),
             "raw-timeout": lambda: make_raw(base_url, timeout=RAW_TIMEOUT),
