@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from venvs import python_of
+from venvs import VENVS, python_of
 
 #: import-time rows: (label, venv, module)
 IMPORTS = [
@@ -24,12 +24,14 @@ def import_time(venv, module, env):
     """Microseconds ``import module`` takes, from ``python -X importtime``.
 
     The sum of the cumulative times of the top-level imports that ``-c pass`` does not make
-    (the interpreter's own start-up imports are not the module's).
+    (the interpreter's own start-up imports are not the module's). It runs in ``VENVS``: ``-c``
+    puts the working directory first on ``sys.path``, and in the checkout's root ``import
+    qvq_sdk`` would find the working tree's package instead of the one the run installed.
     """
 
     def top_level(code):
         done = subprocess.run(
-            [python_of(venv), "-X", "importtime", "-c", code], capture_output=True, text=True, env=env
+            [python_of(venv), "-X", "importtime", "-c", code], capture_output=True, text=True, env=env, cwd=VENVS
         )
         if done.returncode:
             raise SystemExit("%r failed in the %s venv: %s" % (code, venv, done.stderr[-500:]))
