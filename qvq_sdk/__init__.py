@@ -1,13 +1,26 @@
-"""qvq-sdk: a blocking, requests-based client for the Qwen QVQ-72B-preview Space.
+"""qvq-sdk: a blocking, requests-based client for Qwen's QVQ: the QVQ-72B-preview Space, or
+any OpenAI-compatible server (vLLM, SGLang, llama.cpp, DashScope, OpenRouter, ...).
 
 from qvq_sdk import QVQClient
 for text in QVQClient().chat("What is in this picture?", images=["cat.jpg"]):
     print(text, end="", flush=True)
 """
 
-from ._chat import ChatStream, Rewrite
+from ._chat_stream import ChatStream
+from ._chunks import Reasoning, Rewrite
 from ._client import QVQClient
-from ._events import Done, Event, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp
+from ._events import (
+    Done,
+    Event,
+    ProcessingStarted,
+    Progress,
+    QueuePosition,
+    ReasoningUpdate,
+    SpaceLog,
+    TextUpdate,
+    Usage,
+    WakingUp,
+)
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -42,11 +55,14 @@ __all__ = [
     "QueuePosition",
     "QuotaExceededError",
     "RateLimitError",
+    "Reasoning",
+    "ReasoningUpdate",
     "Rewrite",
     "ServiceUnavailableError",
     "SpaceLog",
     "StreamError",
     "TextUpdate",
+    "Usage",
     "WakingUp",
     "__version__",
 ]

@@ -9,6 +9,10 @@ ENDPOINT_NAME = "generate"
 LABEL = "Qwen QVQ-72B"
 DEFAULT_MODEL = "qwen-qvq-72b-preview"
 MODEL_ALIASES = {"qvq-72b": DEFAULT_MODEL}
+# On an OpenAI-compatible server: the model's name on Hugging Face (what vLLM serves by
+# default); the seed's names for it map to it.
+OPENAI_DEFAULT_MODEL = "Qwen/QVQ-72B-Preview"
+OPENAI_MODEL_ALIASES = {"qvq-72b": OPENAI_DEFAULT_MODEL, "qwen-qvq-72b-preview": OPENAI_DEFAULT_MODEL}
 
 # Seconds to connect, and seconds to wait between two reads. Gradio sends a
 # heartbeat every 15 s, so a quiet minute means the stream is dead.
@@ -33,7 +37,7 @@ MAX_REDIRECTS = 5
 # one connection for its whole stream.
 POOL_MAXSIZE = 64
 
-# The Space takes one image per request.
+# The Space takes one image per request (an OpenAI-compatible server takes several).
 MAX_IMAGES = 1
 
 # How much of an error body an exception keeps.

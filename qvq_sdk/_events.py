@@ -1,10 +1,12 @@
 """The typed events :meth:`QVQClient.events` yields, in the order a chat produces them:
 
-``WakingUp``* → ``QueuePosition``* → ``ProcessingStarted``? → (``TextUpdate`` | ``SpaceLog`` | ``Progress``)* → ``Done``
+``WakingUp``* → ``QueuePosition``* → ``ProcessingStarted``? →
+(``ReasoningUpdate`` | ``TextUpdate`` | ``SpaceLog`` | ``Progress``)* → ``Done``
 
 ``WakingUp`` comes from the client itself, while it waits for a sleeping or starting Space.
 Only the queue protocol reports queue position, start, the Space's log messages and its
-progress; both protocols report text and completion.
+progress; only the OpenAI-compatible protocol reports reasoning apart from the answer
+(:class:`ReasoningUpdate`) and ``Usage``; every protocol reports text and completion.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ __all__ = [
     "ProcessingStarted",
     "Progress",
     "QueuePosition",
+    "ReasoningUpdate",
     "SpaceLog",
     "TextUpdate",
+    "Usage",
     "WakingUp",
 ]
 
@@ -159,15 +163,91 @@ def new_text_update(delta: str, replaced: bool, buffer: TextBuffer) -> TextUpdat
     return _NewTextUpdate(delta, replaced, buffer)
 
 
+class ReasoningUpdate:
+    """New reasoning from the model, apart from the answer (the OpenAI-compatible protocol
+    only: ``delta.reasoning_content`` or ``delta.reasoning``). Immutable, like the other events.
+
+    Attributes:
+        delta: What to add to the reasoning received so far.
+    """
+
+    __slots__ = ("_buffer", "_count", "delta")
+    delta: str
+    _buffer: TextBuffer
+    _count: int
+
+    def __init__(self, delta: str, *, buffer: Optional[TextBuffer] = None) -> None:
+        if buffer is None:
+            buffer = TextBuffer(delta)
+        set_slot = object.__setattr__
+        set_slot(self, "delta", delta)
+        set_slot(self, "_buffer", buffer)
+        set_slot(self, "_count", buffer.count)
+
+    @property
+    def text(self) -> str:
+        """The whole reasoning so far (joined only when asked for)."""
+        return self._buffer.text(self._count)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a ReasoningUpdate is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: a ReasoningUpdate is immutable")
+
+    def __reduce__(self) -> Tuple[Any, Tuple[str, str]]:  # copy and pickle keep the text
+        return _restore_reasoning_update, (self.delta, self.text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReasoningUpdate):
+            return NotImplemented
+        return (self.delta, self.text) == (other.delta, other.text)
+
+    def __hash__(self) -> int:
+        return hash(self.delta)
+
+    def __repr__(self) -> str:
+        return f"ReasoningUpdate(delta={self.delta!r})"
+
+
+def _restore_reasoning_update(delta: str, text: str) -> ReasoningUpdate:
+    return ReasoningUpdate(delta, buffer=TextBuffer(text))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the answer cost, as the server counted it (the OpenAI-compatible protocol).
+
+    Attributes:
+        prompt_tokens: Tokens of the request, or None.
+        completion_tokens: Tokens generated (reasoning included), or None.
+        total_tokens: Both, or None.
+        reasoning_tokens: Tokens of reasoning, when the server says, or None.
+    """
+
+    prompt_tokens: Optional[int]
+    completion_tokens: Optional[int]
+    total_tokens: Optional[int]
+    reasoning_tokens: Optional[int] = None
+
+
 @dataclass(frozen=True)
 class Done:
     """The answer is complete.
 
     Attributes:
-        text: The Space's final output, exactly.
+        text: The answer: the Space's final output, exactly, or the model's answer apart
+            from its reasoning.
+        reasoning: The model's reasoning, when the server sent it apart (else ``""``).
+        finish_reason: Why the model stopped, as the server said (``"stop"``, or
+            ``"length"``: cut at ``max_tokens``); None from a Space.
+        usage: The tokens counted (:class:`Usage`), or None when the server sent none.
     """
 
     text: str
+    reasoning: str = ""
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
 
 
 _LOG_LEVELS = {"warning": logging.WARNING, "info": logging.INFO, "success": logging.INFO, "error": logging.ERROR}
@@ -247,4 +327,4 @@ class WakingUp:
     waited: float
 
 
-Event = Union[WakingUp, QueuePosition, ProcessingStarted, TextUpdate, SpaceLog, Progress, Done]
+Event = Union[WakingUp, QueuePosition, ProcessingStarted, ReasoningUpdate, TextUpdate, SpaceLog, Progress, Done]

@@ -44,6 +44,10 @@ class Image:
     def __repr__(self) -> str:
         return f"Image(filename={self.filename!r}, mime_type={self.mime_type!r}, size={len(self.data)})"
 
+    def data_uri(self) -> str:
+        """The image as a ``data:`` URI (what an OpenAI-compatible server takes)."""
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
 
 def sniff_format(data: bytes) -> Optional[str]:
     """The image format whose full header starts ``data``, or None."""

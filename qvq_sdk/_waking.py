@@ -17,7 +17,7 @@ import re
 import time
 from typing import Any, Callable, Generator, Optional, Tuple, TypeVar
 
-from ._chat import StopSignal
+from ._cancel import CancelToken
 from ._deadline import Deadline
 from ._events import WakingUp
 from .errors import APIStatusError, APITimeoutError, ServiceUnavailableError
@@ -62,13 +62,13 @@ def stage_advice(stage: str) -> str:
 
 
 class Clock:
-    """The wait's clock: :func:`time.monotonic`, and pauses that a stop cuts short."""
+    """The wait's clock: :func:`time.monotonic`, and pauses that a cancel cuts short."""
 
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def sleep(self, seconds: float, signal: StopSignal) -> None:
-        signal.wait(seconds)
+    def sleep(self, seconds: float, cancel: CancelToken) -> None:
+        cancel.sleep(seconds)
 
 
 CLOCK = Clock()
@@ -115,14 +115,14 @@ def wait_for_space(
     space: str,
     deadline: Deadline,
     wake_timeout: Optional[float],
-    signal: StopSignal,
+    cancel: CancelToken,
 ) -> Generator[WakingUp, None, T]:
     """``request()``'s result; while the Space sleeps or starts, waits for it (yielding a
     :class:`WakingUp` per look at its stage) and sends the request again.
 
     Raises what ``request()`` raises, explained (:func:`explained`), when the Space is not
     waking up; :class:`APITimeoutError` naming the stage past ``wake_timeout`` or the
-    deadline; :class:`~qvq_sdk._chat.Stopped` when the chat is stopped meanwhile.
+    deadline; :class:`~qvq_sdk._cancel.Cancelled` when the chat is cancelled meanwhile.
     """
     try:
         return request()
@@ -163,8 +163,8 @@ def wait_for_space(
             pause = min(pause, remaining)
         yield WakingUp(stage, waited)
         logger.debug("the Space %s is %s after %.1f s; asking again in %.1f s", space, stage, waited, pause)
-        clock.sleep(pause, signal)
-        signal.check()
+        clock.sleep(pause, cancel)
+        cancel.check()
         if deadline.expired():
             raise _deadline_passed(space, stage, clock.monotonic() - started, deadline) from None
         try:

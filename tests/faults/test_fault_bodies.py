@@ -10,7 +10,7 @@ import zlib
 import pytest
 from faultspace import SSE, WIRES, event_stream
 
-import qvq_sdk._stream
+import qvq_sdk._transport.streamed_body
 from qvq_sdk import APIConnectionError, QVQError, StreamError
 
 PROTOCOLS = ["queue", "call"]
@@ -81,7 +81,7 @@ def test_a_bug_in_the_reader_is_not_called_a_broken_connection(space, make_clien
         raise AttributeError("a bug in qvq-sdk")
         yield b""  # pragma: no cover
 
-    monkeypatch.setattr(qvq_sdk._stream, "body_chunks", broken)
+    monkeypatch.setattr(qvq_sdk._transport.streamed_body, "body_chunks", broken)
     with pytest.raises(AttributeError, match="a bug in qvq-sdk"):
         make_client().complete("hi")
 
@@ -94,7 +94,7 @@ def test_a_socket_closed_before_the_stream_set_it_up_is_a_qvq_error(space, make_
         dead.close()  # what the stream finds when close() landed first: [Errno 9] on any use
         return dead
 
-    monkeypatch.setattr(qvq_sdk._stream, "socket_of", closed_under_us)
+    monkeypatch.setattr(qvq_sdk._transport.streamed_body, "socket_of", closed_under_us)
     with pytest.raises(QVQError) as info:
         make_client().complete("hi")
     assert isinstance(info.value, APIConnectionError)

@@ -197,8 +197,9 @@ def test_a_stall_before_the_headers_is_a_timeout(space, make_client, protocol, r
     error, seconds = timed(lambda: client.complete("hi", images=PNG if image else None))
     assert isinstance(error, APITimeoutError)
     assert "0.5 s" in str(error)
-    assert 0.4 < seconds < 5
-    assert len(space.requests_to(route)) == 1  # a read timeout is not retried: the Space may be working
+    attempts = client.max_retries + 1 if retried else 1  # a job start or stream: the Space may be working
+    assert 0.4 * attempts < seconds < 5 * attempts
+    assert len(space.requests_to(route)) == attempts  # config and upload start nothing: sent again
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

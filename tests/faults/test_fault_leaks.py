@@ -35,7 +35,7 @@ from qvq_sdk import (
     ServiceUnavailableError,
     StreamError,
 )
-from qvq_sdk._watchdog import WATCHDOG
+from qvq_sdk._transport.watchdog import WATCHDOG
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
 FAILURES = 200

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qvq_sdk import AppError, Done, ProcessingStarted, QueuePosition, QVQClient, StreamError, TextUpdate
-from qvq_sdk._protocol import CallDecoder, QueueDecoder
+from qvq_sdk._gradio_decoders import CallDecoder, QueueDecoder
 from qvq_sdk._sse import iter_events
 
 # The time limit of tests/faults/conftest.py (a hang detector), raised for this module: its
@@ -127,7 +127,7 @@ def through_bytes(decoder, feed, chunks):
 
 
 def feed_queue(decoder, name, data):
-    return decoder.feed(data)
+    return decoder.feed("", data)
 
 
 def feed_call(decoder, name, data):
@@ -157,7 +157,7 @@ layout = {
 def test_queue_answer_is_the_same_however_its_bytes_come(answer, line_end, bom, cuts):
     datas, final = answer
     direct = QueueDecoder(EVENT_ID)
-    expected = [event for data in datas for event in direct.feed(data)]
+    expected = [event for data in datas for event in direct.feed("", data)]
     raw = serialise([(None, data) for data in datas], line_end, bom)
 
     events = through_bytes(QueueDecoder(EVENT_ID), feed_queue, split(raw, cuts))
@@ -193,7 +193,7 @@ def test_valid_answers_over_a_real_socket_split_anywhere():
         def run(answer, line_end, bom, cuts):
             datas, final = answer
             direct = QueueDecoder(EVENT_ID)
-            expected = [event for data in datas for event in direct.feed(data)]
+            expected = [event for data in datas for event in direct.feed("", data)]
             raw = serialise([(None, data) for data in datas], line_end, bom)
             space.on("queue/data", event_stream(*split(raw, cuts)), times=1)
             assert list(client.events("hi")) == expected
@@ -283,7 +283,7 @@ def test_any_json_in_any_queue_field_gives_events_or_a_typed_error(messages):
         for kind, fields in messages:
             fields.setdefault("event_id", EVENT_ID)
             fields["msg"] = kind
-            events.extend(decoder.feed(json.dumps(fields)))
+            events.extend(decoder.feed("", json.dumps(fields)))
     except (StreamError, AppError):
         return
     assert all(isinstance(event, EVENT_TYPES) for event in events)

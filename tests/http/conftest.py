@@ -4,7 +4,9 @@ Nothing here touches the network: every request goes to a ``responses`` mock, an
 unmatched one fails the test (``responses`` raises ConnectionError for it). The fake Space
 serves a canned Gradio 5 ``/config`` (``api_prefix`` ``"/gradio_api"``, the ``generate``
 endpoint at ``fn_index`` 1), an upload route, and both streaming protocols with canned
-server-sent-event bodies built by the helpers in httpkit.py.
+server-sent-event bodies built by the helpers in httpkit.py. A test that runs longer than
+``TREE_TIME_LIMIT`` seconds fails (tests/conftest.py; a module may set its own
+``TEST_TIME_LIMIT``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ from typing import Any, List
 import pytest
 import responses
 from httpkit import FakeSpace
+
+TREE_TIME_LIMIT = 20.0  # seconds a test here may run, unless its module sets TEST_TIME_LIMIT
+
+
+@pytest.fixture
+def tree_time_limit() -> float:
+    """Seconds an HTTP test may run (tests/conftest.py; a module's TEST_TIME_LIMIT overrides it)."""
+    return TREE_TIME_LIMIT
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +56,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 @pytest.fixture(autouse=True)
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> List[float]:
     """The retry delays the transport asked for, instead of sleeping them."""
-    delays: List[float] = []
-    clock = types.SimpleNamespace(
-        sleep=delays.append, monotonic=time.monotonic, perf_counter=time.perf_counter, time=time.time
-    )
-    monkeypatch.setattr("qvq_sdk._transport.time", clock)  # this module's reference only
+    delays = []
+
+    def record(cancel, seconds):
+        delays.append(seconds)
+        cancel.check()  # a cancelled chat still ends here
+
+    monkeypatch.setattr("qvq_sdk._transport.transport.pause", record)
     return delays
 
 

@@ -66,10 +66,18 @@ def test_no_token_sends_no_auth_header(rsps):
             assert header not in request.headers
 
 
-def test_token_from_the_environment_is_sent(rsps, monkeypatch):
+def test_token_from_the_environment_is_sent_to_the_space(rsps, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "  " + TOKEN + "\n")
-    for request in full_chat(rsps, token=None)[1:]:
+    for request in full_chat(rsps, token=None, base=HF_BASE)[1:]:
         assert request.headers["Authorization"] == "Bearer " + TOKEN
+
+
+def test_token_from_the_environment_goes_to_no_other_server(rsps, monkeypatch):
+    """A Hugging Face token found in the environment goes to Hugging Face's hosts only."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    for request in full_chat(rsps, token=None):  # BASE: a server on 127.0.0.1
+        for header in AUTH_HEADERS:
+            assert header not in request.headers
 
 
 def test_token_false_ignores_the_environment(rsps, monkeypatch):
@@ -83,7 +91,7 @@ def test_saved_token_file_is_used(rsps, monkeypatch, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     monkeypatch.setenv("HF_TOKEN_PATH", str(token_file))
-    for request in full_chat(rsps, token=None)[1:]:
+    for request in full_chat(rsps, token=None, base=HF_BASE)[1:]:
         assert request.headers["X-HF-Authorization"] == "Bearer " + TOKEN
 
 

@@ -9,7 +9,7 @@ import responses
 import urllib3
 from httpkit import ANSWER, BASE, PNG, PREFIX, FakeSpace, calls_to, multipart_parts
 
-import qvq_sdk._retry
+import qvq_sdk._transport.retry
 from qvq_sdk import (
     APIConnectionError,
     APIStatusError,
@@ -206,7 +206,7 @@ def test_retry_after_is_honoured(rsps, sleeps, stage):
 
 def test_retry_after_as_http_date(rsps, sleeps, monkeypatch):
     now = 1_700_000_000.0
-    monkeypatch.setattr(qvq_sdk._retry.time, "time", lambda: now)
+    monkeypatch.setattr(qvq_sdk._transport.retry.time, "time", lambda: now)
     when = email.utils.formatdate(now + 5, usegmt=True)
     assert run(rsps, RETRIED[0], [{"status": 503, "body": "", "headers": {"Retry-After": when}}]) == ANSWER
     assert sleeps == [5.0]
@@ -270,14 +270,27 @@ def test_the_stream_get_is_never_retried(rsps, sleeps, protocol, path, failure, 
     assert len([c for c in rsps.calls if c.request.method == "POST"]) == 1
 
 
-@pytest.mark.parametrize("stage", [s for s in RETRIED if s[2] == "POST"], ids=[s[0] for s in RETRIED if s[2] == "POST"])
-def test_a_read_timeout_on_a_post_is_not_retried(rsps, sleeps, stage):
+JOB_STARTS = [s for s in RETRIED if s[0] in ("join", "call")]
+
+
+@pytest.mark.parametrize("stage", JOB_STARTS, ids=[s[0] for s in JOB_STARTS])
+def test_a_read_timeout_on_a_job_start_is_not_retried(rsps, sleeps, stage):
     with pytest.raises(APITimeoutError) as info:
         run(rsps, stage, [{"body": requests.exceptions.ReadTimeout("read timed out")}], then_ok=True)
 
     assert len(attempts(rsps, stage)) == 1
     assert sleeps == []
     assert "timeout" in str(info.value).lower()
+
+
+def test_a_read_timeout_on_an_upload_is_retried(rsps, sleeps):
+    """The upload starts no job: one that timed out after it was sent is sent again."""
+    stage = RETRIED[2]
+    answer = run(rsps, stage, [{"body": requests.exceptions.ReadTimeout("read timed out")}])
+
+    assert answer == ANSWER
+    assert len(attempts(rsps, stage)) == 2
+    assert_backoff(sleeps, 1)
 
 
 def test_a_connect_timeout_is_retried(rsps, sleeps):

@@ -37,6 +37,7 @@ from qvq_sdk import (
     TextUpdate,
     WakingUp,
 )
+from qvq_sdk._cancel import CancelToken
 from qvq_sdk._deadline import Deadline
 
 SPACE = "Qwen/QVQ-72B-preview"
@@ -321,7 +322,8 @@ def test_every_waking_stage_is_waited_for(rsps, clock):
 def test_a_job_start_that_meets_a_sleeping_space_waits_and_starts_one_job(rsps, clock, protocol, start):
     space = FakeSpace(rsps, base=HF_BASE).config()
     client = QVQClient(token=TOKEN, space=SPACE, protocol=protocol, max_retries=0)
-    client._space_config(Deadline(None))  # the config is known: the job start is the first request
+    known = types.SimpleNamespace(cancel=CancelToken(), deadline=Deadline(None))
+    client._runner._get_config(known)  # the config is known: the job start is the first request
     for _ in range(2):
         rsps.add(responses.POST, HF_PREFIX + start, status=503, body="waking")
     space.queue() if protocol == "queue" else space.call()

@@ -96,7 +96,8 @@ def test_the_token_is_not_in_the_clients_str_or_repr(monkeypatch, tmp_path, sour
     elif source == "token-file":
         (tmp_path / "hf-home").mkdir(exist_ok=True)
         (tmp_path / "hf-home" / "token").write_text(TOKEN + "\n")
-    options = {"space": "Qwen/QVQ-72B-preview"} if where == "space" else {"base_url": BASE}
+    # a Hugging Face host: a token found in the environment goes there
+    options = {"space": "Qwen/QVQ-72B-preview"} if where == "space" else {"base_url": "https://someone-qvq.hf.space"}
     client = QVQClient(token=TOKEN if source == "argument" else None, **options)
     assert client._transport.authenticated  # the token was found...
     for text in (str(client), repr(client), format(client), "%s %r" % (client, client)):

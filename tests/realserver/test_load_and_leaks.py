@@ -22,7 +22,7 @@ import pytest
 import servers
 
 from qvq_sdk import APITimeoutError, AppError, QueuePosition, QuotaExceededError, QVQClient, StreamError
-from qvq_sdk._watchdog import WATCHDOG
+from qvq_sdk._transport.watchdog import WATCHDOG
 
 PROTOCOLS = ["queue", "call"]
 THREADS = 32

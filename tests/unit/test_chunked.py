@@ -1,4 +1,4 @@
-"""qvq_sdk._body.read_chunked: the HTTP/1.1 chunked body reader used for event streams
+"""qvq_sdk._transport.body.read_chunked: the HTTP/1.1 chunked body reader used for event streams
 that need no decoding (the fault tests run it over real sockets; these pin its edge cases)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import io
 import pytest
 import urllib3
 
-from qvq_sdk import _body
-from qvq_sdk._body import read_chunked
+from qvq_sdk._transport import body as _body
+from qvq_sdk._transport.body import read_chunked
 
 
 def reader(body: bytes) -> io.BufferedReader:

@@ -14,6 +14,7 @@ from qvq_sdk._events import (
     ProcessingStarted,
     Progress,
     QueuePosition,
+    ReasoningUpdate,
     SpaceLog,
     TextBuffer,
     TextUpdate,
@@ -167,7 +168,7 @@ def test_events_are_frozen_values(event, field, value):
 
 
 def test_done_repr_shows_text():
-    assert repr(Done("hi")) == "Done(text='hi')"
+    assert repr(Done("hi")) == "Done(text='hi', reasoning='', finish_reason=None, usage=None)"
 
 
 @pytest.mark.parametrize(
@@ -217,8 +218,8 @@ def test_progress_and_waking_up_reprs():
 
 
 def test_event_union_and_all_name_every_event():
-    events = {Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp}
+    events = {Done, ProcessingStarted, Progress, QueuePosition, ReasoningUpdate, SpaceLog, TextUpdate, WakingUp}
     assert set(Event.__args__) == events
-    assert set(_events.__all__) == {cls.__name__ for cls in events} | {"Event"}
+    assert set(_events.__all__) == {cls.__name__ for cls in events} | {"Event", "Usage"}
     for name in _events.__all__:
         assert name in _events.__doc__ or name == "Event", name

@@ -1,4 +1,4 @@
-"""qvq_sdk._failures and the errors built from it: what a failed request or read is called,
+"""qvq_sdk._transport.failures and the errors built from it: what a failed request or read is called,
 and whether it may have reached the server (no network: exceptions built as requests and
 urllib3 raise them)."""
 
@@ -11,9 +11,9 @@ import types
 import requests
 import urllib3
 
-from qvq_sdk._failures import before_sending, certificate_rejected, is_read_timeout, reason
-from qvq_sdk._stream import Stream
-from qvq_sdk._transport import _connection_error
+from qvq_sdk._transport.failures import before_sending, certificate_rejected, is_read_timeout, reason
+from qvq_sdk._transport.failures import request_error
+from qvq_sdk._transport.streamed_body import StreamedBody
 
 
 def wrapped(inner):
@@ -62,16 +62,13 @@ def test_a_read_timeout_is_one_wherever_it_is_wrapped():
 
 
 def test_the_read_timeout_named_is_the_one_the_request_was_sent_with():
-    error = _connection_error(requests.exceptions.ReadTimeout("read timed out"), "http://h:1/x", (10.0, 2.5))
+    error = request_error(requests.exceptions.ReadTimeout("read timed out"), "http://h:1/x", (10.0, 2.5), "the Space")
     assert "2.5 s" in str(error)
 
 
-def test_a_stream_names_its_own_read_timeout_not_the_clients():
-    """Without a socket to watch, the stream's read timeout is the one it was sent with, which
-    the deadline may have cut below the client's."""
-    transport = types.SimpleNamespace(timeout=(10.0, 60.0), is_open=lambda stream: True)
+def test_a_stream_names_its_own_read_timeout():
     response = types.SimpleNamespace(url="http://space.example/stream", headers={})
     deadline = types.SimpleNamespace(expired=lambda: False)
-    stream = Stream(transport, response, deadline, read_timeout=0.25)  # type: ignore[arg-type]
+    stream = StreamedBody(response, deadline, read_timeout=0.25)  # type: ignore[arg-type]
     error = stream._failure(socket.timeout("timed out"), None)
     assert "sent nothing for 0.25 s" in str(error)

@@ -4,7 +4,7 @@ from collections import OrderedDict
 
 import pytest
 
-from qvq_sdk._messages import parse_messages
+from qvq_sdk._messages import flatten, parse_messages
 from qvq_sdk.errors import InputError
 
 URL = "https://example.com/cat.png"
@@ -77,13 +77,13 @@ def image_part(url=URL):
     ],
 )
 def test_parse_messages(messages, prompt, images):
-    assert parse_messages(messages) == (prompt, images)
+    assert flatten(parse_messages(messages)) == (prompt, images)
 
 
 def test_two_image_parts_are_both_returned():
     # Refusing more than one image is the client's job, which names both.
-    prompt, images = parse_messages(
-        [{"role": "user", "content": [image_part("a.png"), text_part("Compare"), image_part("b.png")]}]
+    prompt, images = flatten(
+        parse_messages([{"role": "user", "content": [image_part("a.png"), text_part("Compare"), image_part("b.png")]}])
     )
     assert prompt == "Compare"
     assert images == ["a.png", "b.png"]

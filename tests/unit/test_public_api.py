@@ -16,6 +16,7 @@ from image_samples import GIF, PNG
 
 import qvq_sdk
 from qvq_sdk import InputError, QVQClient
+from qvq_sdk._space import space_url
 
 SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "setup.cfg")
 TOKEN = "hf_SECRETtokenVALUE0123456789"
@@ -103,7 +104,8 @@ def test_client_signature():
         ("token", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
         ("space", inspect.Parameter.KEYWORD_ONLY, "Qwen/QVQ-72B-preview"),
         ("base_url", inspect.Parameter.KEYWORD_ONLY, None),
-        ("protocol", inspect.Parameter.KEYWORD_ONLY, "queue"),
+        ("protocol", inspect.Parameter.KEYWORD_ONLY, None),
+        ("model", inspect.Parameter.KEYWORD_ONLY, None),
         ("timeout", inspect.Parameter.KEYWORD_ONLY, (10, 60)),
         ("max_retries", inspect.Parameter.KEYWORD_ONLY, 2),
         ("proxies", inspect.Parameter.KEYWORD_ONLY, None),
@@ -121,6 +123,9 @@ def test_call_signatures(method):
         ("images", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
         ("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
         ("deadline", inspect.Parameter.KEYWORD_ONLY, None),
+        ("max_tokens", inspect.Parameter.KEYWORD_ONLY, None),
+        ("temperature", inspect.Parameter.KEYWORD_ONLY, None),
+        ("extra_body", inspect.Parameter.KEYWORD_ONLY, None),
     ]
 
 
@@ -187,7 +192,8 @@ class NotASession:
     [
         pytest.param({"protocol": "sse"}, "protocol", id="unknown-protocol"),
         pytest.param({"protocol": "QUEUE"}, "protocol", id="protocol-case"),
-        pytest.param({"protocol": None}, "protocol", id="protocol-none"),
+        pytest.param({"protocol": ""}, "protocol", id="protocol-empty"),
+        pytest.param({"protocol": "openai"}, "base_url", id="openai-without-base-url"),
         pytest.param({"timeout": -1}, "timeout", id="negative-timeout"),
         pytest.param({"timeout": 0}, "timeout", id="zero-timeout"),
         pytest.param({"timeout": (10, -1)}, "timeout", id="negative-read-timeout"),
@@ -244,7 +250,11 @@ def test_false_token_ignores_the_environment(monkeypatch, variable):
         assert not {"Authorization", "X-HF-Authorization"} & set(request.headers)
         assert "SECRET" not in str(request.headers)
     space.answer("ok")
-    assert space.client(token=None).complete("hi") == "ok"  # the environment's token, for contrast
+    assert space.client(token=None).complete("hi") == "ok"  # a Hugging Face token goes to Hugging Face only
+    assert "Authorization" not in space.requests[-1].headers
+    space.answer("ok")
+    hf_space = space_url(space.space_id)  # the fake answers there too: a Hugging Face host
+    assert space.client(token=None, base_url=hf_space).complete("hi") == "ok"  # for contrast
     assert space.requests[-1].headers["Authorization"] == "Bearer " + TOKEN
 
 

@@ -1,4 +1,5 @@
-"""qvq_sdk._retry: Retry-After parsing and the backoff policy."""
+"""qvq_sdk._transport.retry: Retry-After parsing and the policy: which request kind is sent
+again after which failure, and how long to wait first."""
 
 import email.utils
 import random
@@ -7,8 +8,13 @@ import time
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from qvq_sdk import _retry
-from qvq_sdk._retry import parse_retry_after, retry_delay, should_retry_status
+from qvq_sdk._transport import retry as _retry
+from qvq_sdk._transport.retry import JOB_START, ONCE, PREPARE, after_failure, after_status, parse_retry_after
+from qvq_sdk._transport.retry import backoff as retry_delay
+
+
+def should_retry_status(status, starts_job=False):
+    return after_status(JOB_START if starts_job else PREPARE, status, None, 0) is not None
 
 
 @pytest.mark.parametrize(
@@ -100,3 +106,35 @@ def test_longer_retry_after_means_give_up(retry_after):
 def test_a_job_start_is_retried_only_on_a_refusal(status, retried):
     """502/504 come from a gateway that may have passed the job on: never start it twice."""
     assert should_retry_status(status, starts_job=True) is retried
+
+
+def test_the_backoff_does_not_overflow_on_a_large_attempt():
+    assert retry_delay(1024, None) <= 8.0
+    assert retry_delay(10**6, None) <= 8.0
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_a_request_sent_once_is_never_retried(status):
+    assert after_status(ONCE, status, None, 0) is None
+    assert after_failure(ONCE, unsent=True, untrusted=False, attempt=0) is None
+
+
+@pytest.mark.parametrize("unsent", [True, False])
+def test_a_request_that_starts_no_job_is_retried_even_after_it_was_sent(unsent):
+    """An upload or /config that timed out or broke after it was sent starts nothing: retry it."""
+    assert after_failure(PREPARE, unsent=unsent, untrusted=False, attempt=0) is not None
+
+
+def test_a_job_start_is_retried_after_a_failure_only_when_unsent():
+    assert after_failure(JOB_START, unsent=True, untrusted=False, attempt=0) is not None
+    assert after_failure(JOB_START, unsent=False, untrusted=False, attempt=0) is None
+
+
+@pytest.mark.parametrize("kind", [PREPARE, JOB_START])
+def test_an_untrusted_certificate_is_never_retried(kind):
+    assert after_failure(kind, unsent=True, untrusted=True, attempt=0) is None
+
+
+def test_retry_after_reaches_the_delay():
+    assert after_status(JOB_START, 429, 3.0, 0) == 3.0
+    assert after_status(PREPARE, 503, 61.0, 0) is None  # too long to wait silently

@@ -1,4 +1,4 @@
-"""qvq_sdk._watchdog: the one thread that ends reads waiting past their read timeout or
+"""qvq_sdk._transport.watchdog: the one thread that ends reads waiting past their read timeout or
 deadline, on real (socketpair) sockets that block without a timeout, as a stream's do."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 
-from qvq_sdk._watchdog import WATCHDOG, Watch, Watchdog
+from qvq_sdk._transport.watchdog import WATCHDOG, Watch, Watchdog
 
 GUARD = 10.0  # if the watchdog never acts, the peer closes after this long and the test fails
 

@@ -1,6 +1,7 @@
-"""The Space's two streaming protocols, decoded: SSE event data in, typed events out.
+"""The Space's two streaming protocols, decoded: SSE events in, typed events out.
 
-No I/O here. A decoder is fed one server-sent event at a time and returns the
+No I/O here. A decoder is fed one server-sent event at a time (``feed(name, data)``, as
+every decoder the read loop drives) and returns the
 :mod:`qvq_sdk._events` it means, raises the :mod:`qvq_sdk.errors` the Space reported,
 and knows whether the answer completed. See PROTOCOL.md for the wire facts.
 
@@ -8,7 +9,8 @@ and knows whether the answer completed. See PROTOCOL.md for the wire facts.
   JSON messages; the first ``process_generating`` holds the whole output, later ones
   hold diffs (``[op, path, value]`` edits). The app's ``log`` messages (``gr.Warning``,
   ``gr.Info``, ...) and ``progress`` reports become :class:`SpaceLog` and :class:`Progress`
-  events, in stream order. A message kind it does not know is ignored (logged at DEBUG).
+  events, in stream order. A message kind it does not know is ignored (logged at DEBUG,
+  redacted).
 - :class:`CallDecoder`: ``GET {prefix}/call/generate/{event_id}``: named events, each
   holding the whole output so far. The call protocol carries no log messages and no
   progress: Gradio sends them on the queue protocol only.
@@ -33,6 +35,7 @@ from ._events import (
     TextUpdate,
     new_text_update,
 )
+from ._text import excerpt
 from .errors import AppError, QuotaExceededError, StreamError
 
 logger = logging.getLogger("qvq_sdk")
@@ -45,16 +48,9 @@ HIDDEN_BY_CALL_PROTOCOL = (
     "(the default) to see what the Space said."
 )
 
-_EXCERPT = 120
 _APP_MESSAGE_CHARS = 2000  # an app's message is quoted whole in str(error) up to this length
 _QUOTA_MARKERS = ("gpu quota", "requested gpu duration")
 _RETRY_IN = re.compile(r"retry in (?:(\d+):)?(\d{1,2}):(\d{2})", re.IGNORECASE)
-
-
-def excerpt(text: str, limit: int = _EXCERPT) -> str:
-    """A short, single-line piece of ``text`` for an error message."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def clean_app_message(message: str) -> str:
@@ -250,6 +246,8 @@ _QUIET_KINDS = frozenset(["heartbeat", "close_stream", "server_stopped"])
 
 
 class _Decoder:
+    """What both decoders share: the text so far, and whether the answer completed."""
+
     def __init__(self) -> None:
         self._text = _TextTracker()
         self.done = False
@@ -261,10 +259,10 @@ class _Decoder:
         events.append(Done(self._text.current()))
         return events
 
-    def end_of_stream(self) -> None:
+    def end_of_stream(self) -> List[Event]:
         """Called when the stream ends: an unfinished answer is an error, never a short one."""
         if self.done:
-            return
+            return []
         received = len(self._text.current())
         reason = self._ended_because or "the stream ended"
         raise StreamError(
@@ -276,12 +274,14 @@ class _Decoder:
 class QueueDecoder(_Decoder):
     """Decodes the messages of ``GET {prefix}/queue/data`` for one request."""
 
-    def __init__(self, event_id: Optional[str] = None) -> None:
+    def __init__(self, event_id: Optional[str] = None, redact: Callable[[str], str] = str) -> None:
         super().__init__()
         self._event_id = event_id
+        self._redact = redact
         self._unknown_kinds: Set[str] = set()
 
-    def feed(self, data: str) -> List[Event]:
+    def feed(self, name: str, data: str) -> List[Event]:
+        """The events one message means (its SSE event name is unused: the queue's are unnamed)."""
         try:  # _parse_json, inlined for the usual case: one JSON object, nothing around it
             message, end = _scan_json(data, 0)
             if end != len(data):
@@ -345,7 +345,9 @@ class QueueDecoder(_Decoder):
             self._ended_because = "the Space's server stopped (it is restarting or being redeployed)"
         elif kind not in _QUIET_KINDS and kind not in self._unknown_kinds:
             self._unknown_kinds.add(kind)
-            logger.debug("ignored a message of a kind qvq-sdk does not know: %r (%s)", kind, excerpt(data))
+            logger.debug(
+                "ignored a message of a kind qvq-sdk does not know: %s", self._redact(f"{kind!r} ({excerpt(data)})")
+            )
         return []
 
 

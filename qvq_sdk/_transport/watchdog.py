@@ -22,6 +22,8 @@ import threading
 import time
 from typing import FrozenSet, Optional, Set
 
+from .sockets import shut_down
+
 _INF = math.inf
 
 
@@ -99,10 +101,7 @@ class Watchdog:
                         continue
                     watch.expired = "deadline" if watch.expires <= now else "read timeout"
                     self._watches.discard(watch)
-                    try:
-                        watch.sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
-                    except OSError:
-                        pass
+                    shut_down(watch.sock)  # the blocked read returns at once
                 self._wakes_at = soonest
                 self._cond.wait(None if soonest == _INF else min(soonest - now, threading.TIMEOUT_MAX))
 

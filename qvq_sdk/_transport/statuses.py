@@ -1,28 +1,58 @@
 """HTTP error statuses as :mod:`qvq_sdk.errors` exceptions that say what to do.
 
-The body of an error reply is decoration: a short excerpt of it (a JSON ``detail``, or the
-words of an HTML page) goes into the message, read without reading megabytes of it.
+The body of an error reply is decoration: a short excerpt of it (a JSON ``detail``,
+``error`` or ``error.message``, or the words of an HTML page) goes into the message, read
+without reading megabytes of it. A :class:`Server` says how the messages name the server
+and what they advise; each protocol has its own.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Dict, List
 
 import requests
 
-from ._constants import BODY_EXCERPT_CHARS, ERROR_BODY_READ_LIMIT
-from ._protocol import excerpt
-from ._retry import parse_retry_after
-from .errors import (
+from .._constants import BODY_EXCERPT_CHARS, ERROR_BODY_READ_LIMIT
+from .._text import excerpt
+from ..errors import (
     APIStatusError,
     AuthenticationError,
     NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
 )
+from .retry import parse_retry_after
 
 _BODY_KEYS = ("detail", "error", "message")
+
+
+@dataclass(frozen=True)
+class Server:
+    """How the errors of a protocol name its server, and what they advise."""
+
+    name: str  # "the Space"
+    bad_token: str  # advice on a 401/403 when a token was sent
+    no_token: str  # advice on a 401/403 when none was
+    not_found: str  # advice on a 404
+    unavailable: str  # why it may answer 503
+
+
+SPACE = Server(
+    name="the Space",
+    bad_token="Check that the Hugging Face token is valid and may use this Space.",
+    no_token="The Space may be private or gated: pass token= or set HF_TOKEN.",
+    not_found="Check the Space id or base_url; the Space may not exist, or may be private (then pass a token).",
+    unavailable="asleep and waking up, paused, or overloaded",
+)
+
+
+def _said(value: Any) -> str:
+    """What a JSON error value says: a string, an object's ``message``, or the JSON itself."""
+    if isinstance(value, dict) and isinstance(value.get("message"), str) and value["message"]:
+        return str(value["message"])
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def body_excerpt(response: requests.Response, streamed: bool) -> str:
@@ -42,15 +72,16 @@ def body_excerpt(response: requests.Response, streamed: bool) -> str:
     if isinstance(document, dict):
         for key in _BODY_KEYS:
             if document.get(key):
-                value = document[key]
-                text = value if isinstance(value, str) else json.dumps(value)
+                text = _said(document[key])
                 break
     elif "<" in text:
         text = html_words(text)
     return excerpt(text, BODY_EXCERPT_CHARS)
 
 
-def status_error(response: requests.Response, *, authenticated: bool, streamed: bool = False) -> APIStatusError:
+def status_error(
+    response: requests.Response, *, authenticated: bool, streamed: bool = False, server: Server = SPACE
+) -> APIStatusError:
     """The exception for an HTTP error status, with what to do about it."""
     status = response.status_code
     body = body_excerpt(response, streamed)
@@ -62,38 +93,31 @@ def status_error(response: requests.Response, *, authenticated: bool, streamed: 
         "request_id": response.headers.get("x-request-id"),
     }
     said = f": {body}" if body else ""
+    name = server.name[0].upper() + server.name[1:]
     if status in (401, 403):
-        advice = (
-            "Check that the Hugging Face token is valid and may use this Space."
-            if authenticated
-            else "The Space may be private or gated: pass token= or set HF_TOKEN."
-        )
-        return AuthenticationError(f"The Space refused access (HTTP {status}{said}). {advice}", **fields)
+        advice = server.bad_token if authenticated else server.no_token
+        return AuthenticationError(f"{name} refused access (HTTP {status}{said}). {advice}", **fields)
     if status == 404:
-        return NotFoundError(
-            f"Not found (HTTP 404) at {url}{said}. Check the Space id or base_url; the Space "
-            "may not exist, or may be private (then pass a token).",
-            **fields,
-        )
+        return NotFoundError(f"Not found (HTTP 404) at {url}{said}. {server.not_found}", **fields)
     if status == 429:
         retry_after = parse_retry_after(response.headers)
         when = f"retry in {retry_after:.0f} s" if retry_after is not None else "retry later"
         return RateLimitError(
-            f"The Space is rate-limiting requests (HTTP 429{said}); {when}.",
+            f"{name} is rate-limiting requests (HTTP 429{said}); {when}.",
             retry_after=retry_after,
             **fields,
         )
     if status == 410 or status >= 500:
         if "queue is full" in body.lower():
-            what = "The Space's queue is full"
+            what = f"{name}'s queue is full"
         elif status == 410:
-            what = "The Space is gone or stopped"
+            what = f"{name} is gone or stopped"
         elif status == 503:
-            what = "The Space is unavailable (asleep and waking up, paused, or overloaded)"
+            what = f"{name} is unavailable ({server.unavailable})"
         else:
-            what = "The Space failed"
+            what = f"{name} failed"
         return ServiceUnavailableError(f"{what} (HTTP {status}{said}). Retry later.", **fields)
-    return APIStatusError(f"The Space rejected the request (HTTP {status}{said}).", **fields)
+    return APIStatusError(f"{name} rejected the request (HTTP {status}{said}).", **fields)
 
 
 def html_words(text: str) -> str:

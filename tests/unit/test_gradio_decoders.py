@@ -1,4 +1,4 @@
-"""qvq_sdk._protocol: the queue and call protocols' event data → typed events and errors."""
+"""qvq_sdk._gradio_decoders: the queue and call protocols' event data → typed events and errors."""
 
 import json
 import logging
@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qvq_sdk._events import Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate
-from qvq_sdk._protocol import CallDecoder, QueueDecoder, _parse_json, clean_app_message, excerpt, parse_retry_in
+from qvq_sdk._gradio_decoders import CallDecoder, QueueDecoder, _parse_json, clean_app_message, parse_retry_in
+from qvq_sdk._text import excerpt
 from qvq_sdk.errors import AppError, QuotaExceededError, StreamError
 
 EVENT_ID = "75d8a6f0c1e24b0e9d3b5a7c1f2e4d6a"
@@ -73,7 +74,7 @@ HEARTBEAT = message("heartbeat", event_id=None)
 def feed_all(decoder, datas):
     events = []
     for data in datas:
-        events.extend(decoder.feed(data))
+        events.extend(decoder.feed("", data))
     return events
 
 
@@ -111,7 +112,7 @@ def test_queue_real_sequence():
     ]
     assert decoder.done
     # close_stream after completion changes nothing, and the end is not an error.
-    assert decoder.feed(CLOSE) == []
+    assert decoder.feed("", CLOSE) == []
     decoder.end_of_stream()
 
 
@@ -130,10 +131,10 @@ def test_queue_text_is_whole_text_so_far_and_deltas_join_to_final():
     datas = [generating(pieces[0])] + [append(piece) for piece in pieces[1:]]
     updates = []
     for data in datas:
-        for event in decoder.feed(data):
+        for event in decoder.feed("", data):
             updates.append((event, event.text))  # read text at the time of the event
     final = "".join(pieces)
-    done = decoder.feed(completed(final))
+    done = decoder.feed("", completed(final))
     assert done == [Done(final)]
     assert "".join(update.delta for update, _ in updates) == final
     expected_so_far = []
@@ -150,8 +151,8 @@ def test_queue_text_is_whole_text_so_far_and_deltas_join_to_final():
 
 def test_queue_several_edits_in_one_diff():
     decoder = QueueDecoder(EVENT_ID)
-    decoder.feed(generating("a"))
-    events = decoder.feed(generating([["append", [], "b"], ["append", [], "c"]]))
+    decoder.feed("", generating("a"))
+    events = decoder.feed("", generating([["append", [], "b"], ["append", [], "c"]]))
     assert [(e.delta, e.text) for e in events] == [("b", "ab"), ("c", "abc")]
 
 
@@ -218,8 +219,8 @@ def test_queue_no_output_gives_no_text_and_empty_done(datas):
 
 def test_queue_empty_append_gives_no_update():
     decoder = QueueDecoder(EVENT_ID)
-    decoder.feed(generating("a"))
-    assert decoder.feed(append("")) == []
+    decoder.feed("", generating("a"))
+    assert decoder.feed("", append("")) == []
 
 
 def test_queue_messages_of_another_event_are_ignored():
@@ -235,7 +236,7 @@ def test_queue_messages_of_another_event_are_ignored():
     )
     assert events == [TextUpdate("mine")]
     assert not decoder.done
-    assert decoder.feed(completed("mine")) == [Done("mine")]
+    assert decoder.feed("", completed("mine")) == [Done("mine")]
 
 
 @pytest.mark.parametrize(
@@ -244,7 +245,7 @@ def test_queue_messages_of_another_event_are_ignored():
 )
 def test_queue_unknown_or_uninteresting_messages_are_ignored(kind):
     decoder = QueueDecoder(EVENT_ID)
-    assert decoder.feed(message(kind, extra={"anything": [1, 2]})) == []  # a log or progress without its fields too
+    assert decoder.feed("", message(kind, extra={"anything": [1, 2]})) == []  # a log or progress without its fields too
     assert not decoder.done
 
 
@@ -256,14 +257,14 @@ def test_queue_unknown_kinds_are_logged_at_debug_once_per_kind(caplog):
     caplog.set_level(logging.DEBUG, logger="qvq_sdk")
     decoder = QueueDecoder(EVENT_ID)
     for kind in ["something_new", "process_streaming", "something_new", "something_new"]:
-        assert decoder.feed(message(kind, extra=1)) == []
+        assert decoder.feed("", message(kind, extra=1)) == []
     lines = sdk_debug_lines(caplog)
     assert len(lines) == 2
     assert "'something_new'" in lines[0] and "does not know" in lines[0]
     assert "'process_streaming'" in lines[1]
     assert all(record.levelno == logging.DEBUG for record in caplog.records if record.name == "qvq_sdk")
     # Another stream logs them again.
-    QueueDecoder(EVENT_ID).feed(message("something_new"))
+    QueueDecoder(EVENT_ID).feed("", message("something_new"))
     assert len(sdk_debug_lines(caplog)) == 3
 
 
@@ -341,7 +342,7 @@ def test_queue_logs_do_not_change_the_text():
     ],
 )
 def test_queue_log_fields(fields, expected):
-    events = QueueDecoder(EVENT_ID).feed(message("log", **fields))
+    events = QueueDecoder(EVENT_ID).feed("", message("log", **fields))
     assert events == ([] if expected is None else [expected])
 
 
@@ -369,30 +370,30 @@ def test_queue_log_fields(fields, expected):
     ],
 )
 def test_queue_progress_fields(data, expected):
-    events = QueueDecoder(EVENT_ID).feed(message("progress", progress_data=data))
+    events = QueueDecoder(EVENT_ID).feed("", message("progress", progress_data=data))
     assert events == ([] if expected is None else [expected])
 
 
 def test_queue_logs_of_another_event_or_after_completion_are_ignored():
     decoder = QueueDecoder(EVENT_ID)
-    assert decoder.feed(log_message("theirs", event_id=OTHER_ID)) == []
+    assert decoder.feed("", log_message("theirs", event_id=OTHER_ID)) == []
     feed_all(decoder, [completed("done")])
-    assert decoder.feed(log_message("late")) == []
-    assert decoder.feed(progress_message(1.0)) == []
+    assert decoder.feed("", log_message("late")) == []
+    assert decoder.feed("", progress_message(1.0)) == []
 
 
 def test_queue_messages_after_completion_are_ignored():
     decoder = QueueDecoder(EVENT_ID)
     feed_all(decoder, [completed("done")])
-    assert decoder.feed(generating("more")) == []
-    assert decoder.feed(failed("late error")) == []
+    assert decoder.feed("", generating("more")) == []
+    assert decoder.feed("", failed("late error")) == []
 
 
 def test_queue_estimation_with_missing_or_odd_fields():
     decoder = QueueDecoder(EVENT_ID)
-    events = decoder.feed(message("estimation", rank=None, queue_size=True, rank_eta="soon"))
+    events = decoder.feed("", message("estimation", rank=None, queue_size=True, rank_eta="soon"))
     assert events == [QueuePosition(rank=None, queue_size=None, eta=None)]
-    assert decoder.feed(message("process_starts")) == [ProcessingStarted(eta=None)]
+    assert decoder.feed("", message("process_starts")) == [ProcessingStarted(eta=None)]
 
 
 # -- the queue protocol: errors ---------------------------------------------------------------
@@ -408,7 +409,7 @@ QUOTA_HTML = (
 def test_queue_app_error_keeps_its_message():
     decoder = QueueDecoder(EVENT_ID)
     with pytest.raises(AppError) as info:
-        decoder.feed(failed("The image is too small."))
+        decoder.feed("", failed("The image is too small."))
     assert type(info.value) is AppError
     assert info.value.message == "The image is too small."
     assert "The image is too small." in str(info.value)
@@ -417,7 +418,7 @@ def test_queue_app_error_keeps_its_message():
 def test_queue_app_error_without_html_decoration():
     decoder = QueueDecoder(EVENT_ID)
     with pytest.raises(AppError) as info:
-        decoder.feed(failed('Model overloaded. <a href="https://example.com/status">Status</a> page.'))
+        decoder.feed("", failed('Model overloaded. <a href="https://example.com/status">Status</a> page.'))
     assert info.value.message == "Model overloaded."
     assert "<a" not in str(info.value)
     assert "href" not in str(info.value)
@@ -435,7 +436,7 @@ def test_queue_app_error_without_html_decoration():
 def test_queue_hidden_app_error(output):
     decoder = QueueDecoder(EVENT_ID)
     with pytest.raises(AppError) as info:
-        decoder.feed(message("process_completed", output=output, success=False))
+        decoder.feed("", message("process_completed", output=output, success=False))
     assert type(info.value) is AppError
     assert info.value.message is None
     assert "hide" in str(info.value).lower()
@@ -471,7 +472,7 @@ def test_queue_hidden_app_error(output):
 def test_queue_quota_errors(error, message, retry_after):
     decoder = QueueDecoder(EVENT_ID)
     with pytest.raises(QuotaExceededError) as info:
-        decoder.feed(failed(error))
+        decoder.feed("", failed(error))
     assert info.value.message == message
     assert info.value.retry_after == retry_after
     assert "<a" not in str(info.value)
@@ -480,7 +481,7 @@ def test_queue_quota_errors(error, message, retry_after):
 
 def test_queue_quota_error_is_an_app_error():
     with pytest.raises(AppError):
-        QueueDecoder(EVENT_ID).feed(failed(QUOTA_RETRY))
+        QueueDecoder(EVENT_ID).feed("", failed(QUOTA_RETRY))
 
 
 def test_queue_session_not_found():
@@ -489,30 +490,30 @@ def test_queue_session_not_found():
         "unexpected_error", event_id=None, message="404: Session not found.", session_not_found=True, success=False
     )
     with pytest.raises(StreamError) as info:
-        decoder.feed(data)
+        decoder.feed("", data)
     assert "session" in str(info.value).lower()
 
 
 def test_queue_session_not_found_said_only_in_the_message():
     decoder = QueueDecoder(EVENT_ID)
     with pytest.raises(StreamError) as info:
-        decoder.feed(message("unexpected_error", event_id=None, message="404: Session not found.", success=False))
+        decoder.feed("", message("unexpected_error", event_id=None, message="404: Session not found.", success=False))
     assert "session" in str(info.value).lower()
 
 
 def test_queue_completion_without_data_is_not_an_empty_answer():
     # A cancelled job completes with an output that has no "data": not a "" answer.
     decoder = QueueDecoder(EVENT_ID)
-    decoder.feed(generating("partial"))
+    decoder.feed("", generating("partial"))
     with pytest.raises(StreamError):
-        decoder.feed(message("process_completed", output={"is_generating": False}, success=True))
+        decoder.feed("", message("process_completed", output={"is_generating": False}, success=True))
     assert not decoder.done
 
 
 def test_queue_other_unexpected_error():
     decoder = QueueDecoder(EVENT_ID)
     with pytest.raises(StreamError) as info:
-        decoder.feed(message("unexpected_error", message="Worker died", success=False))
+        decoder.feed("", message("unexpected_error", message="Worker died", success=False))
     assert "Worker died" in str(info.value)
 
 
@@ -553,7 +554,7 @@ def test_queue_stream_ending_before_completion(datas, received, why):
 )
 def test_queue_malformed_messages(data):
     with pytest.raises(StreamError):
-        QueueDecoder(EVENT_ID).feed(data)
+        QueueDecoder(EVENT_ID).feed("", data)
 
 
 @pytest.mark.parametrize(
@@ -576,9 +577,9 @@ def test_queue_malformed_messages(data):
 )
 def test_queue_bad_diffs(diff):
     decoder = QueueDecoder(EVENT_ID)
-    decoder.feed(generating("start"))
+    decoder.feed("", generating("start"))
     with pytest.raises(StreamError):
-        decoder.feed(generating(diff))
+        decoder.feed("", generating(diff))
 
 
 @pytest.mark.parametrize(
@@ -594,7 +595,7 @@ def test_queue_bad_diffs(diff):
 def test_queue_non_text_outputs(value, first):
     data = generating(value) if first == "generating" else completed(value)
     with pytest.raises(StreamError):
-        QueueDecoder(EVENT_ID).feed(data)
+        QueueDecoder(EVENT_ID).feed("", data)
 
 
 def test_queue_decoder_without_event_id_takes_every_message():
@@ -823,12 +824,12 @@ def test_queue_diffs_reconstruct_the_text(first, diffs):
             seen.append((update, rebuilt))
         assert rebuilt == truth
 
-    take(decoder.feed(generating(first)), expected)
+    take(decoder.feed("", generating(first)), expected)
     for diff in diffs:
         for op, value in diff:
             expected = expected + value if op == "append" else value
-        take(decoder.feed(generating([[op, [], value] for op, value in diff])), expected)
-    events = decoder.feed(completed(expected))
+        take(decoder.feed("", generating([[op, [], value] for op, value in diff])), expected)
+    events = decoder.feed("", completed(expected))
     assert events == [Done(expected)]
     assert all(update.text == text for update, text in seen)  # still right, read late
 

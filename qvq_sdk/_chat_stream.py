@@ -2,82 +2,23 @@
 be stopped from another thread.
 
 A :class:`ChatStream` wraps the chat's own generator (one bound-method call per item).
-:meth:`ChatStream.stop` sets the chat's :class:`StopSignal`: the signal aborts the chat's
-open event stream (its socket is shut down, so a read blocked in another thread returns at
-once) and the chat's generator, seeing the signal, ends quietly at its next step: before
-its next request, at its next event, or in the middle of a wait for a sleeping Space.
+:meth:`ChatStream.stop` cancels the chat's :class:`~qvq_sdk._cancel.CancelToken`, which
+aborts whatever the chat is blocked on (a request in flight, the open event stream, a wait)
+so that a thread blocked in it returns at once; the chat's generator then ends quietly, and
+nothing more is sent.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, Generator, Optional, Type, TypeVar
+
+from ._cancel import STOPPED, CancelToken
+from ._events import Done
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._stream import Stream
-
 T = TypeVar("T")
-
-
-class Rewrite(str):
-    """A chunk of :meth:`QVQClient.chat` that replaces the text so far, instead of extending it.
-
-    The Space rewrote text it had already sent (``"Thinking..."`` then ``"Answer: 42"``): this
-    chunk is the whole new text. It is a ``str`` like every chunk; ``isinstance(chunk,
-    Rewrite)`` tells it apart. ``repr()`` shows it: ``Rewrite('Answer: 42')``.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"Rewrite({str.__repr__(self)})"
-
-
-class Stopped(Exception):
-    """Raised inside a chat's generator when its chat was stopped; the generator catches it
-    and ends. Never reaches the caller."""
-
-
-class StopSignal:
-    """A chat's stop flag, shared by its :class:`ChatStream` and its generator; thread-safe."""
-
-    __slots__ = ("_event", "_lock", "_stream", "stopped")
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._stream: Optional[Stream] = None
-
-    def stop(self) -> None:
-        with self._lock:  # abort under the lock: once detached, the connection may serve another chat
-            self.stopped = True
-            self._event.set()
-            if self._stream is not None:
-                self._stream.abort()
-
-    def check(self) -> None:
-        """Raises :class:`Stopped` if the chat was stopped (at each step before the stream)."""
-        if self.stopped:
-            raise Stopped()
-
-    def attach(self, stream: Stream) -> None:
-        """The chat's stream is open: a stop() from now on aborts it (at once if already stopped)."""
-        with self._lock:
-            self._stream = stream
-            if self.stopped:
-                stream.abort()
-
-    def detach(self) -> None:
-        """The stream is done with (before its connection goes back to the pool)."""
-        with self._lock:
-            self._stream = None
-
-    def wait(self, seconds: float) -> bool:
-        """Sleeps ``seconds``, or less if the chat is stopped meanwhile; True if it was."""
-        return self._event.wait(seconds)
 
 
 def _ended(generator: Generator[Any, None, None]) -> bool:
@@ -98,15 +39,17 @@ class ChatStream(Generator[T, None, None]):
     - ``with client.chat(...) as chat:`` closes it at the end of the block.
 
     Text received before a stop is not an answer: check :attr:`stopped` (or, with
-    :meth:`QVQClient.events`, the missing ``Done``) before using it as one.
+    :meth:`QVQClient.events`, the missing ``Done``) before using it as one. Once the answer
+    is complete, :attr:`done` holds its :class:`Done` (with ``finish_reason`` and ``usage``
+    from an OpenAI-compatible server), and a stop changes nothing.
     """
 
-    __slots__ = ("_generator", "_next", "_signal")
+    __slots__ = ("_cancel", "_generator", "_next")
 
-    def __init__(self, generator: Generator[T, None, None], signal: StopSignal) -> None:
+    def __init__(self, generator: Generator[T, None, None], cancel: CancelToken) -> None:
         self._generator = generator
         self._next = generator.__next__
-        self._signal = signal
+        self._cancel = cancel
 
     def __iter__(self) -> ChatStream[T]:
         return self
@@ -115,7 +58,7 @@ class ChatStream(Generator[T, None, None]):
         try:
             return self._next()
         except ValueError:  # "generator already executing": another thread is closing it
-            if self._signal.stopped:
+            if self._cancel.reason is not None:
                 raise StopIteration from None
             raise
 
@@ -138,22 +81,29 @@ class ChatStream(Generator[T, None, None]):
         generator = self._generator
         if _ended(generator):  # nothing to stop
             return
-        self._signal.stopped = True
+        self._cancel.cancel(STOPPED)  # nothing once the answer is complete
         try:
             generator.close()  # its stream closes, or goes back to the pool if the answer is whole
-        except ValueError:  # another thread runs it: abort its stream, which ends it there at once
-            self._signal.stop()
+        except ValueError:  # another thread runs it: the cancel ends it there at once
+            pass
 
     def stop(self) -> None:
         """Stops the chat, from any thread, at once; see the class. Safe to call more than
         once, and after the chat ended."""
         if not _ended(self._generator):
-            self._signal.stop()
+            self._cancel.cancel(STOPPED)
+
+    @property
+    def done(self) -> Optional[Done]:
+        """The answer's :class:`Done` once it is complete (its ``text``, ``reasoning``,
+        ``finish_reason`` and ``usage``), else None."""
+        result = self._cancel.result
+        return result if isinstance(result, Done) else None
 
     @property
     def stopped(self) -> bool:
-        """True if :meth:`stop` or :meth:`close` ended the chat before its end."""
-        return self._signal.stopped
+        """True if :meth:`stop` or :meth:`close` ended the chat before its answer was complete."""
+        return self._cancel.reason == STOPPED
 
     def __enter__(self) -> ChatStream[T]:
         return self
@@ -167,7 +117,7 @@ class ChatStream(Generator[T, None, None]):
         self.close()
 
     def __repr__(self) -> str:
-        if self._signal.stopped:
+        if self.stopped:
             state = "stopped"
         elif _ended(self._generator):
             state = "ended"

@@ -1,5 +1,9 @@
-"""What went wrong on the network, told from the exceptions ``requests`` and ``urllib3`` raise.
+"""What went wrong on the network, told from the exceptions ``requests`` and ``urllib3``
+raise, and the one table that turns them into :mod:`qvq_sdk.errors` exceptions.
 
+- :func:`request_error`: the error for a request that failed (:data:`_REQUEST_ERRORS`, the
+  table: connect timeout, read timeout, TLS, proxy, anything else).
+- :func:`read_error`: the error for a response body whose read failed mid-answer.
 - :func:`reason`: the innermost cause, in words ("the connection was refused ...").
 - :func:`is_read_timeout`: the failure was a read that waited too long.
 - :func:`before_sending`: the request failed while its connection was being made (DNS,
@@ -14,12 +18,14 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from typing import Iterator, List, Set, Tuple, Type
+from typing import Callable, Iterator, List, Set, Tuple, Type
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from ._protocol import excerpt
+from .._text import excerpt
+from ..errors import APIConnectionError, APITimeoutError
 
 #: What reading a streamed body can raise: urllib3's and http.client's errors, socket and TLS
 #: errors (OSError), and ValueError from a file closed under the read.
@@ -116,3 +122,64 @@ def before_sending(exc: BaseException) -> bool:
 def certificate_rejected(exc: BaseException) -> bool:
     """True when the TLS handshake failed because the certificate was not trusted."""
     return any(isinstance(cause, ssl.CertificateError) for cause in causes(exc))
+
+
+def _connect_timeout(host: str, who: str, connect: float, read: float, exc: BaseException) -> APIConnectionError:
+    return APITimeoutError(f"Timed out connecting to {host} after {connect:g} s. Check the network, or raise timeout=.")
+
+
+def _read_timeout(host: str, who: str, connect: float, read: float, exc: BaseException) -> APIConnectionError:
+    return APITimeoutError(
+        f"{host} sent nothing for {read:g} s (read timeout). {who.capitalize()} may be overloaded; retry, "
+        "or raise timeout=."
+    )
+
+
+def _tls(host: str, who: str, connect: float, read: float, exc: BaseException) -> APIConnectionError:
+    return APIConnectionError(f"The TLS handshake with {host} failed: {reason(exc)}.")
+
+
+def _proxy(host: str, who: str, connect: float, read: float, exc: BaseException) -> APIConnectionError:
+    return APIConnectionError(f"The proxy refused or failed the connection to {host}: {reason(exc)}.")
+
+
+def _other(host: str, who: str, connect: float, read: float, exc: BaseException) -> APIConnectionError:
+    return APIConnectionError(
+        f"Could not talk to {host}: {reason(exc)}. Check the network and the address of {who}, then retry."
+    )
+
+
+_Translate = Callable[[str, str, float, float, BaseException], APIConnectionError]
+
+#: requests' exceptions → qvq-sdk's, first match wins (a read timeout may also be hidden in
+#: the causes of a ConnectionError: :func:`is_read_timeout`).
+_REQUEST_ERRORS: Tuple[Tuple[Callable[[BaseException], bool], _Translate], ...] = (
+    (lambda exc: isinstance(exc, requests.exceptions.ConnectTimeout), _connect_timeout),
+    (lambda exc: isinstance(exc, requests.exceptions.ReadTimeout) or is_read_timeout(exc), _read_timeout),
+    (lambda exc: isinstance(exc, requests.exceptions.SSLError), _tls),
+    (lambda exc: isinstance(exc, requests.exceptions.ProxyError), _proxy),
+    (lambda exc: True, _other),
+)
+
+
+def request_error(exc: BaseException, url: str, timeout: Tuple[float, float], who: str) -> APIConnectionError:
+    """The error for a request that failed on the network; ``timeout`` is the (connect, read)
+    pair it was sent with; ``who`` names the server ("the Space", "the server")."""
+    host = urlsplit(url).netloc
+    for matches, translate in _REQUEST_ERRORS:
+        if matches(exc):
+            return translate(host, who, timeout[0], timeout[1], exc)
+    raise AssertionError("the table ends with a catch-all")  # pragma: no cover
+
+
+def read_error(exc: BaseException, url: str, read_timeout: float, timed_out: bool) -> APIConnectionError:
+    """The error for a response body whose read failed in the middle of the answer."""
+    host = urlsplit(url).netloc
+    if timed_out or is_read_timeout(exc):
+        return APITimeoutError(
+            f"{host} sent nothing for {read_timeout:g} s in the middle of the answer (read timeout). "
+            "Retry, or raise timeout=."
+        )
+    return APIConnectionError(
+        f"The connection to {host} broke in the middle of the answer: {reason(exc)}. Retry the request."
+    )

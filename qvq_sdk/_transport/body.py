@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import urllib3
 
-from ._constants import STREAM_READ_SIZE
-from .errors import StreamError
+from .._constants import STREAM_READ_SIZE
+from ..errors import StreamError
 
 _MAX_CHUNK_LINE = 65536  # http.client's limit on a line
 _MAX_CHUNK_READ = 1 << 20  # a larger chunk is read in pieces: memory only for bytes that came
