@@ -4,10 +4,15 @@ The stand-in is the one the real-server tests use (``tests/realserver/servers.py
 here in a session fixture of our own, because the fixtures of ``tests/realserver/conftest.py``
 are visible only under that directory. It runs Gradio 5.9.1, the QVQ Space's version (or the
 first version in ``QVQ_GRADIO_VERSIONS``), and starts only if a test needs it.
+
+A test that runs longer than ``TREE_TIME_LIMIT`` seconds fails (tests/conftest.py; a module may
+set its own ``TEST_TIME_LIMIT``); starting the stand-in, which has a limit of its own, does not
+count, even when a test asks for it in its body.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -20,16 +25,26 @@ sys.path.insert(0, REALSERVER)
 
 import servers  # noqa: E402  (tests/realserver/servers.py)
 
+TREE_TIME_LIMIT = 180.0  # seconds a test here may run (an example may run EXAMPLE_TIMEOUT, 120 s)
+
 #: The files the examples mention, made fresh for every example: real, small JPEGs.
 EXAMPLE_IMAGES = {"cat.jpg": ((64, 48), (200, 120, 40)), "photo.jpg": ((80, 60), (40, 120, 200))}
 
 
+@pytest.fixture
+def tree_time_limit():
+    """Seconds a documentation test may run (tests/conftest.py; a module's TEST_TIME_LIMIT overrides it)."""
+    return TREE_TIME_LIMIT
+
+
 @pytest.fixture(scope="session")
-def standin():
+def standin(time_limits):
     """A running stand-in of the Space (stream mode) on 127.0.0.1."""
     wanted = os.environ.get("QVQ_GRADIO_VERSIONS") or servers.DEFAULT_VERSIONS[0]
     version = wanted.split(",")[0].strip()
-    with servers.start_server(version) as server:
+    with contextlib.ExitStack() as stack:
+        with time_limits.paused():  # not the test's time: servers.py has limits of its own
+            server = stack.enter_context(servers.start_server(version))
         yield server
 
 

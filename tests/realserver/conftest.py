@@ -16,6 +16,10 @@ Fixtures (each parametrized over the Gradio versions, ids ``gradio5.9.1``, ``gra
 
 ``QVQ_GRADIO_VERSIONS`` (comma-separated, default ``5.9.1,5.50,6``) picks the versions, e.g. ``6`` for a
 quick local run or ``4,5.9.1,6`` to include the optional Gradio 4.44 venv.
+
+A test that runs longer than ``TREE_TIME_LIMIT`` seconds fails (tests/conftest.py; a module may
+set its own ``TEST_TIME_LIMIT``). Building a venv and starting a server have time limits of their
+own (servers.py), so they do not count, even when a test asks the pool for a server in its body.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import servers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TREE_TIME_LIMIT = 120.0  # seconds a test here may run (the slowest take ~20 s); a module may set TEST_TIME_LIMIT
 
 
 def _versions():
@@ -64,7 +69,8 @@ def pytest_collection_modifyitems(config, items):
 class ServerPool:
     """Starts each (version, mode, concurrency, max_file_size) server once; stops all at close."""
 
-    def __init__(self):
+    def __init__(self, time_limits):
+        self._time_limits = time_limits  # tests/conftest.py's TimeLimits
         self._stack = contextlib.ExitStack()
         self._servers = {}
         self._venv_errors = {}
@@ -72,30 +78,37 @@ class ServerPool:
     def get(self, version, mode="stream", concurrency=4, max_file_size=None, tls=None):
         key = (version, mode, concurrency, max_file_size, tls)
         if key not in self._servers:
-            # Build (or fail to build) each venv once, not once per fixture.
-            if version not in self._venv_errors:
-                try:
-                    servers.ensure_venv(version)
-                    self._venv_errors[version] = None
-                except servers.HarnessError as exc:
-                    self._venv_errors[version] = exc
-            if self._venv_errors[version] is not None:
-                raise self._venv_errors[version]
-            tls_option = {} if tls is None else {"tls": tls}
-            self._servers[key] = self._stack.enter_context(
-                servers.start_server(
-                    version, mode=mode, concurrency=concurrency, max_file_size=max_file_size, **tls_option
+            with self._time_limits.paused():  # not the test's time: servers.py has limits of its own
+                # Build (or fail to build) each venv once, not once per fixture.
+                if version not in self._venv_errors:
+                    try:
+                        servers.ensure_venv(version)
+                        self._venv_errors[version] = None
+                    except servers.HarnessError as exc:
+                        self._venv_errors[version] = exc
+                if self._venv_errors[version] is not None:
+                    raise self._venv_errors[version]
+                tls_option = {} if tls is None else {"tls": tls}
+                self._servers[key] = self._stack.enter_context(
+                    servers.start_server(
+                        version, mode=mode, concurrency=concurrency, max_file_size=max_file_size, **tls_option
+                    )
                 )
-            )
         return self._servers[key]
 
     def close(self):
         self._stack.close()
 
 
+@pytest.fixture
+def tree_time_limit():
+    """Seconds a real-server test may run (tests/conftest.py; a module's TEST_TIME_LIMIT overrides it)."""
+    return TREE_TIME_LIMIT
+
+
 @pytest.fixture(scope="session")
-def realserver_pool():
-    pool = ServerPool()
+def realserver_pool(time_limits):
+    pool = ServerPool(time_limits)
     try:
         yield pool
     finally:

@@ -2,10 +2,14 @@
 
 Every test runs with the Hugging Face and qvq-sdk environment variables removed and
 HOME pointing at an empty temporary directory, so that a developer's saved token or
-``QVQ_BASE_URL`` can never change a result.
+``QVQ_BASE_URL`` can never change a result. A test that runs longer than
+``TREE_TIME_LIMIT`` seconds fails (tests/conftest.py; a module may set its own
+``TEST_TIME_LIMIT``).
 """
 
 import pytest
+
+TREE_TIME_LIMIT = 20.0  # seconds a test here may run, unless its module sets TEST_TIME_LIMIT
 
 ENV_VARS = (
     "HF_TOKEN",
@@ -14,6 +18,12 @@ ENV_VARS = (
     "HF_HOME",
     "QVQ_BASE_URL",
 )
+
+
+@pytest.fixture
+def tree_time_limit():
+    """Seconds a unit test may run (tests/conftest.py; a module's TEST_TIME_LIMIT overrides it)."""
+    return TREE_TIME_LIMIT
 
 
 @pytest.fixture(autouse=True)
