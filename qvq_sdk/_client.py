@@ -11,12 +11,9 @@ client turns the events into what each call returns.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import types
-from typing import Any, ClassVar, Dict, Generator, Mapping, Optional, Sequence, Tuple, Union
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Generator, Mapping, Optional, Sequence, Tuple, Union
 
 from ._auth import tokens_for
 from ._cancel import CLOSED, Cancelled, CancelToken
@@ -44,17 +41,17 @@ from ._options import (
     check_max_retries,
     check_protocol,
     check_proxies,
-    check_session,
     check_timeout,
     check_wake_timeout,
 )
 from ._request import ChatRequest, check_generation, prepare
 from ._scrub import scrub
 from ._space import normalize_base_url, space_url
-from ._transport import CLOSED_MESSAGE, NONE, SPACE, Transport
+from ._transport import CLOSED_MESSAGE, NONE, SPACE, Transport, check_session
 from .errors import APIConnectionError, APIStatusError, InputError, QVQError, StreamError
 
-logger = logging.getLogger("qvq_sdk")
+if TYPE_CHECKING:
+    import requests
 
 
 class _DefaultSpace(str):

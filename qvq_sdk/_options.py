@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-import requests
-
 from .errors import InputError
 
 PROTOCOLS = ("queue", "call", "openai")
@@ -68,9 +66,3 @@ def check_proxies(proxies: Any) -> Optional[Dict[str, str]]:
     ):
         raise InputError("proxies must be a dict like {'https': 'http://proxy:3128'}.", input="proxies")
     return proxies
-
-
-def check_session(session: Any) -> Optional[requests.Session]:
-    if session is not None and not isinstance(session, requests.Session):
-        raise InputError(f"session must be a requests.Session, not a {type(session).__name__}.", input="session")
-    return session

@@ -8,6 +8,7 @@
   streamed response, within its read timeout and deadline.
 """
 
+from .pools import check_session
 from .retry import JOB_START, ONCE, PREPARE
 from .statuses import SPACE, Server
 from .streamed_body import StreamedBody
@@ -25,5 +26,6 @@ __all__ = [
     "Server",
     "StreamedBody",
     "Transport",
+    "check_session",
     "loggable",
 ]

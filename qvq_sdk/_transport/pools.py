@@ -28,6 +28,7 @@ import urllib3
 import urllib3.connection
 
 from .._constants import POOL_MAXSIZE
+from ..errors import InputError
 from .sockets import raw_socket, shut_down
 
 _local = threading.local()
@@ -149,6 +150,13 @@ class _Adapter(requests.adapters.HTTPAdapter):
         if manager.pool_classes_by_scheme.get("https") is urllib3.HTTPSConnectionPool:  # not SOCKS
             manager.pool_classes_by_scheme = _POOLS
         return manager
+
+
+def check_session(session: Any) -> Optional[requests.Session]:
+    """A caller's ``session=``, checked."""
+    if session is not None and not isinstance(session, requests.Session):
+        raise InputError(f"session must be a requests.Session, not a {type(session).__name__}.", input="session")
+    return session
 
 
 def new_session() -> requests.Session:
