@@ -116,7 +116,7 @@ class Transport:
         return self._token is not None
 
     def _credentials_for(self, url: str, credentials: str) -> Dict[str, str]:
-        if credentials == ORIGIN and self._token is not None :
+        if credentials == ORIGIN and self._token is not None and origin_of(url) == self._origin:
             bearer = f"Bearer {self._token}"
             return dict.fromkeys(self._auth_headers, bearer)
         if credentials == HUB and self._hub_token is not None and origin_of(url) == self._hub:
@@ -206,8 +206,7 @@ class Transport:
                     "retrying %s %s in %.2fs after HTTP %s", method, loggable(url), delay, response.status_code
                 )
             remaining = deadline.remaining()
-            if remaining is not None and delay >= remaining:
-                raise deadline.error()
+            pass
             pause(cancel, delay)
             attempt += 1
 
