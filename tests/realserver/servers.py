@@ -9,6 +9,11 @@ Run a stand-in by hand (installs the venv on first use), then point the SDK at t
     python tests/realserver/servers.py --gradio 6 [--mode stream|return] [--port 7860]
         [--ssl-certfile CHAIN.pem --ssl-keyfile KEY.pem [--ssl-cafile CA.pem]]   # HTTPS
 
+It says so when it builds the venv; a failure (a busy port, a venv that does not build, a
+server that does not start) is one message on stderr and exit status 1; Ctrl-C stops it.
+Each server works in a ``qvq-gradio*`` folder under the temporary directory (its log, the
+app's records, Gradio's uploads), removed when the server stops.
+
 ``start_server(..., tls=certs)`` serves HTTPS with Gradio's own TLS (``launch(ssl_certfile=...,
 ssl_keyfile=...)``): ``certs`` is a ``netkit.tls.Certs`` or a ``(certfile, keyfile, cafile)``
 tuple of PEM paths (this module never imports trustme).
@@ -129,11 +134,12 @@ def venv_python(name):
     return os.path.join(venvs_dir(), "gradio-" + name, "bin", "python")
 
 
-def ensure_venv(name):
+def ensure_venv(name, on_build=None):
     """Build the venv for VENV_SPECS[name] unless already built; return its python.
 
     Idempotent (a marker file records the spec) and safe to call from concurrent processes
-    (an fcntl lock). Raises HarnessError naming the install log on failure.
+    (an fcntl lock). Raises HarnessError naming the install log on failure. ``on_build(path,
+    log_path)`` is called when, and only when, the venv is about to be built.
     """
     if name not in VENV_SPECS:
         raise HarnessError("unknown gradio venv %r (known: %s)" % (name, ", ".join(VENV_SPECS)))
@@ -152,6 +158,8 @@ def ensure_venv(name):
                     return python
         except (OSError, ValueError):
             pass
+        if on_build is not None:
+            on_build(path, log_path)
         base_python = find_gradio_python()
         with open(log_path, "w") as log:
             log.write("building %s with %s: %s\n" % (path, base_python, spec))
@@ -340,26 +348,44 @@ def start_server(
     port=None,
     startup_timeout=STARTUP_TIMEOUT,
     tls=None,
+    on_build=None,
 ):
     """Run the stand-in under the named gradio venv; yield a ready ``Server``; stop it on exit.
 
     Waits until ``GET /config`` answers 200 (at most ``startup_timeout`` s) and raises
-    HarnessError with the server log's tail if the process dies or the wait runs out.
+    HarnessError with the server log's tail if the process dies or the wait runs out (the log
+    goes with the server's folder).
     ``tls``: serve HTTPS with these PEM files: a ``netkit.tls.Certs`` (anything with
     ``certfile``, ``keyfile`` and ``cafile`` attributes) or ``(certfile, keyfile[, cafile])``;
-    the readiness check trusts ``cafile``.
+    the readiness check trusts ``cafile``. ``on_build``: see ``ensure_venv``.
+
+    The server works in a new ``qvq-gradio*`` folder under the temporary directory (its log,
+    its records unless ``record_dir`` is given, Gradio's uploads): removed once the server
+    has stopped, whether it started or not.
     """
     tls = _tls_paths(tls)
-    python = ensure_venv(venv_name)
+    if port and not _port_is_free(port):  # before a venv build that can take minutes
+        raise HarnessError("port %d on 127.0.0.1 is already in use: pick another with --port" % port)
+    python = ensure_venv(venv_name, on_build=on_build)
     work = tempfile.mkdtemp(prefix="qvq-gradio%s-%s-" % (venv_name, mode))
+    try:
+        with _serve(
+            python, work, venv_name, mode, concurrency, max_file_size, record_dir, port, startup_timeout, tls
+        ) as server:
+            yield server
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # after _serve stopped the server
+
+
+@contextlib.contextmanager
+def _serve(python, work, venv_name, mode, concurrency, max_file_size, record_dir, port, startup_timeout, tls):
+    """start_server's body, in its folder ``work``: the ready server; stopped on exit."""
     record_dir = os.path.abspath(record_dir or os.path.join(work, "records"))
     os.makedirs(record_dir, exist_ok=True)
     gradio_tmp = os.path.join(work, "gradio-tmp")
     os.makedirs(gradio_tmp, exist_ok=True)
     log_path = os.path.join(work, "server.log")
     attempts = 1 if port else 3  # a picked free port can be taken before gradio binds it
-    if port and not _port_is_free(port):
-        raise HarnessError("port %d on 127.0.0.1 is already in use: pick another with --port" % port)
     for attempt in range(attempts):
         use_port = port or free_port()
         cmd = [
@@ -406,13 +432,13 @@ def start_server(
                     if attempt + 1 < attempts and ("port" in tail.lower()):
                         break
                     raise HarnessError(
-                        "the gradio %s stand-in exited with %s before serving; "
-                        "log %s:\n%s" % (venv_name, process.returncode, log_path, tail)
+                        "the gradio %s stand-in exited with %s before serving; the end of its log:\n%s"
+                        % (venv_name, process.returncode, tail)
                     )
                 if time.monotonic() > deadline:
                     raise HarnessError(
-                        "the gradio %s stand-in did not answer /config within "
-                        "%.0f s; log %s:\n%s" % (venv_name, startup_timeout, log_path, _tail(log_path))
+                        "the gradio %s stand-in did not answer /config within %.0f s; the end of its log:\n%s"
+                        % (venv_name, startup_timeout, _tail(log_path))
                     )
                 time.sleep(0.2)
             if config is None:
@@ -424,13 +450,14 @@ def start_server(
         finally:
             _stop(process)
     raise HarnessError(
-        "could not start the gradio %s stand-in on a free port; log %s:\n%s" % (venv_name, log_path, _tail(log_path))
+        "could not start the gradio %s stand-in on a free port; the end of its log:\n%s" % (venv_name, _tail(log_path))
     )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Serve the QVQ Space stand-in locally (installs its gradio venv if needed)."
+        prog=os.path.basename(__file__),
+        description="Serve the QVQ Space stand-in locally (installs its gradio venv if needed).",
     )
     parser.add_argument("--gradio", choices=sorted(VENV_SPECS), default="6")
     parser.add_argument("--mode", choices=["stream", "return"], default="stream")
@@ -444,28 +471,43 @@ def main(argv=None):
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         parser.error("--ssl-certfile and --ssl-keyfile go together")
     tls = (args.ssl_certfile, args.ssl_keyfile, args.ssl_cafile) if args.ssl_certfile else None
-    print("preparing the gradio %s venv under %s ..." % (args.gradio, venvs_dir()), flush=True)
-    with start_server(
-        args.gradio,
-        mode=args.mode,
-        concurrency=args.concurrency,
-        max_file_size=args.max_file_size,
-        port=args.port,
-        tls=tls,
-    ) as server:
+
+    def building(path, log_path):
         print(
-            "gradio %s stand-in (%s mode) serving at %s  (log: %s; Ctrl-C to stop)"
-            % (server.version, server.mode, server.base_url, server.log_path),
+            "preparing the gradio %s venv in %s (first run only: a few minutes; log: %s) ..."
+            % (args.gradio, path, log_path),
             flush=True,
         )
-        try:
-            while server.process.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-        else:
-            print("the server exited; log tail:\n" + server.log_tail(), file=sys.stderr)
-            return 1
+
+    try:
+        with start_server(
+            args.gradio,
+            mode=args.mode,
+            concurrency=args.concurrency,
+            max_file_size=args.max_file_size,
+            port=args.port,
+            tls=tls,
+            on_build=building,
+        ) as server:
+            print(
+                "gradio %s stand-in (%s mode) serving at %s  (log: %s; Ctrl-C to stop)"
+                % (server.version, server.mode, server.base_url, server.log_path),
+                flush=True,
+            )
+            try:
+                while server.process.poll() is None:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+            else:
+                print("the server exited; log tail:\n" + server.log_tail(), file=sys.stderr)
+                return 1
+    except HarnessError as exc:
+        print("%s: error: %s" % (parser.prog, exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # while the venv was built or the server started
+        print("%s: interrupted" % parser.prog, file=sys.stderr)
+        return 130
     return 0
 
 

@@ -6,13 +6,25 @@ version, so that failures of the SDK's real-server tests can be blamed on the SD
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
+import os
+import queue
+import signal
+import socket
 import struct
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import uuid
 import zlib
 
+import pytest
 import requests
+import servers
 
 TIMEOUT = 30
 
@@ -193,3 +205,155 @@ def test_slow_stops_when_the_stream_is_closed(gradio_server):
         time.sleep(0.05)
     assert lines[-1].startswith("stopped at"), lines[-3:]
     assert len(lines) < 100  # far short of the 2000 ticks
+
+
+# -- servers.py itself: run by hand, and what it leaves behind ---------------------------------
+
+SERVERS_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "servers.py")
+#: The version the tests of servers.py itself start (the first selected one: its venv is built).
+HARNESS_VERSION = servers.selected_versions()[0]
+
+
+def leftovers(directory):
+    """The stand-in folders left in a temporary directory."""
+    return sorted(glob.glob(os.path.join(str(directory), "qvq-gradio*")))
+
+
+@pytest.fixture(scope="session")
+def harness_venv(realserver_pool):
+    """HARNESS_VERSION, its venv built (by the pool, as for every real-server test)."""
+    realserver_pool.get(HARNESS_VERSION)
+    return HARNESS_VERSION
+
+
+@pytest.fixture
+def own_tmp(monkeypatch, tmp_path):
+    """tempfile's directory (where start_server makes its folders) is a fresh one."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    return directory
+
+
+@pytest.fixture
+def no_venvs(monkeypatch, tmp_path):
+    """No venv built yet, and no Python that could build one: a build fails at once."""
+    monkeypatch.setenv("QVQ_TEST_VENVS", str(tmp_path / "venvs"))
+    monkeypatch.setenv("QVQ_GRADIO_PYTHON", str(tmp_path / "no-such-python"))
+    return tmp_path / "venvs"
+
+
+def test_a_busy_port_is_one_message_and_exit_1(tmp_path, no_venvs):
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        env = dict(os.environ, TMPDIR=str(tmp_path))
+        run = subprocess.run(
+            [sys.executable, SERVERS_PY, "--gradio", HARNESS_VERSION, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert run.returncode == 1
+    assert run.stderr == "servers.py: error: port %d on 127.0.0.1 is already in use: pick another with --port\n" % port
+    assert run.stdout == ""  # checked before any venv is built: no "preparing"
+    assert not no_venvs.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_preparing_the_venv_is_said_when_it_is_built(capsys, own_tmp, no_venvs):
+    assert servers.main(["--gradio", HARNESS_VERSION, "--port", str(servers.free_port())]) == 1
+    out, err = capsys.readouterr()
+    venv = os.path.join(str(no_venvs), "gradio-" + HARNESS_VERSION)
+    assert out.startswith("preparing the gradio %s venv in %s (first run only" % (HARNESS_VERSION, venv))
+    assert err.startswith("servers.py: error: QVQ_GRADIO_PYTHON=") and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert leftovers(own_tmp) == []
+
+
+def test_nothing_is_said_of_a_venv_that_exists_and_a_failed_start_leaves_no_folder(
+    capsys, own_tmp, monkeypatch, tmp_path
+):
+    # A "built" venv whose python has no gradio: the stand-in exits at once.
+    venv = tmp_path / "venvs" / ("gradio-" + HARNESS_VERSION)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / ".qvq-spec.json").write_text(json.dumps({"spec": servers.VENV_SPECS[HARNESS_VERSION]}))
+    monkeypatch.setenv("QVQ_TEST_VENVS", str(tmp_path / "venvs"))
+    assert servers.main(["--gradio", HARNESS_VERSION, "--port", str(servers.free_port())]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("servers.py: error: the gradio %s stand-in exited with 1 before serving" % HARNESS_VERSION)
+    assert "No module named 'gradio'" in err  # the end of its log
+    assert leftovers(own_tmp) == []
+
+
+def test_a_server_removes_its_folder_when_it_stops(harness_venv, own_tmp):
+    # As the fixtures' pool does: start_server entered on an ExitStack, closed at the end.
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(servers.start_server(HARNESS_VERSION))
+        (folder,) = leftovers(own_tmp)
+        assert server.log_path.startswith(folder + os.sep) and os.path.exists(server.log_path)
+        assert queue_texts(queue_messages(server, [None, "words 2"]))[1] == "w0 w1"
+        assert os.path.isdir(os.path.join(folder, "gradio-tmp"))
+    assert server.process.poll() is not None
+    assert leftovers(own_tmp) == []
+
+
+def test_a_server_that_does_not_start_in_time_removes_its_folder(harness_venv, own_tmp):
+    with pytest.raises(servers.HarnessError, match="did not answer /config within 0 s"):
+        with servers.start_server(HARNESS_VERSION, startup_timeout=0.1):
+            pass
+    assert leftovers(own_tmp) == []
+
+
+def lines_of(stream):
+    """A queue of the stream's lines, read by a thread (None at its end): a test waits for a
+    line with a timeout instead of blocking for ever on a server that says nothing."""
+    lines = queue.Queue()
+
+    def pump():
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, name="lines-of", daemon=True).start()
+    return lines
+
+
+def test_run_by_hand_with_its_venv_built_it_serves_says_nothing_of_preparing_and_cleans_up(harness_venv, tmp_path):
+    port = servers.free_port()
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-u", SERVERS_PY, "--gradio", HARNESS_VERSION, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        out = lines_of(process.stdout)
+        said = []
+        while not said or "serving at" not in said[-1]:
+            line = out.get(timeout=servers.STARTUP_TIMEOUT + 30)
+            assert line is not None, "servers.py ended before serving: %r" % said
+            said.append(line)
+        (serving,) = said  # no "preparing the gradio ... venv" before it
+        expected = "gradio %s stand-in (stream mode) serving at http://127.0.0.1:%d " % (HARNESS_VERSION, port)
+        assert serving.startswith(expected), serving
+        (folder,) = leftovers(tmp_path)
+        assert "(log: %s/server.log;" % folder in serving
+        assert requests.get("http://127.0.0.1:%d/config" % port, timeout=TIMEOUT).status_code == 200
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=60) == 0
+        assert out.get(timeout=10) is None  # nothing more on stdout
+        err = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert err == ""
+    assert not os.path.exists(folder)
+    assert leftovers(tmp_path) == []
