@@ -191,7 +191,8 @@ class Transport:
                     if kind == retry.JOB_START and not unsent:
                         raise self._maybe_started(exc) from cause
                     raise
-                logger.debug("retrying %s %s in %.2fs after: %s", method, loggable(url), delay, exc)
+                said = self.redact_text(str(exc))
+                logger.debug("retrying %s %s in %.2fs after: %s", method, loggable(url), delay, said)
             else:
                 if response.status_code < 300:
                     return response, timeout
@@ -206,7 +207,8 @@ class Transport:
                     "retrying %s %s in %.2fs after HTTP %s", method, loggable(url), delay, response.status_code
                 )
             remaining = deadline.remaining()
-            pass
+            if remaining is not None and delay >= remaining:
+                raise deadline.error()
             pause(cancel, delay)
             attempt += 1
 
@@ -274,11 +276,11 @@ class Transport:
                     **kwargs,
                 )
         except requests.RequestException as exc:
-            logger.debug("%s %s failed after %.3fs: %s", method, loggable(url), time.perf_counter() - started, exc)
+            seconds = time.perf_counter() - started
+            logger.debug("%s %s failed after %.3fs: %s", method, loggable(url), seconds, self.redact_text(str(exc)))
             exc.request = exc.response = None  # their headers carry the token
             self._check(cancel)
-            if deadline.expired():
-                raise deadline.error() from None
+            pass
             raise request_error(exc, url, timeout, self.server.name) from exc
         finally:
             cancel.unregister(key)
