@@ -280,7 +280,8 @@ class Transport:
             logger.debug("%s %s failed after %.3fs: %s", method, loggable(url), seconds, self.redact_text(str(exc)))
             exc.request = exc.response = None  # their headers carry the token
             self._check(cancel)
-            pass
+            if deadline.expired():
+                raise deadline.error() from None
             raise request_error(exc, url, timeout, self.server.name) from exc
         finally:
             cancel.unregister(key)
