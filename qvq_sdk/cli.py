@@ -42,6 +42,9 @@ environment:
   NO_COLOR       no colour in the status line
 """
 
+# The protocols the command speaks (--protocol): the Space's.
+PROTOCOL_CHOICES = ("queue", "call")
+
 # How often the status line redraws its elapsed time, in seconds.
 STATUS_REFRESH = 0.5
 
@@ -66,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", metavar="URL", help="the Space's or a local Gradio server's address")
     parser.add_argument("--token", metavar="T", help="a Hugging Face token (default: HF_TOKEN or the saved token)")
     parser.add_argument(
-        "--protocol", choices=("queue", "call"), default="queue", help="the Space's protocol (default queue)"
+        "--protocol", choices=PROTOCOL_CHOICES, default="queue", help="the Space's protocol (default queue)"
     )
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="seconds to wait to connect and between reads (default 10, 60)"
@@ -293,8 +296,11 @@ def _cli_words(args: argparse.Namespace) -> List[Tuple[str, _Replacement]]:
     def image(match: Match[str]) -> str:  # images[1] → "-i #2", or "-i" when there is one
         return "-i" if len(args.image) == 1 else f"-i #{int(match.group(1)) + 1}"
 
+    protocols = "|".join(PROTOCOL_CHOICES)
     return [
-        (r'\bprotocol="(queue|call)"', r"--protocol \1"),
+        (rf'\bprotocol="({protocols})"', r"--protocol \1"),
+        # A sentence that sends the reader to a protocol the command does not speak ("openai").
+        (rf' ?[^.]*\bprotocol="(?!(?:{protocols})")\w+"[^.]*\.', ""),
         (r"\btimeout=", "--timeout"),
         (r"\btoken=", "--token"),
         (r"\bthe token argument\b", "--token"),

@@ -490,6 +490,17 @@ def test_images_are_named_by_their_flag(space, capsys, tmp_path):
     assert error_line(capsys) == "The Space takes one image per request; got 2 (-i #1, -i #2)."
 
 
+def test_a_sentence_about_a_protocol_the_command_lacks_is_dropped():
+    args = cli._parser().parse_args(["hi"])
+    message = (
+        "The Space takes one image per request; got 2 (images[0], images[1]). Several images go to an "
+        'OpenAI-compatible server (protocol="openai"). Use protocol="call" to compare.'
+    )
+    assert cli._in_cli_words(message, args) == (
+        "The Space takes one image per request; got 2 (-i #1, -i #2). Use --protocol call to compare."
+    )
+
+
 def test_a_message_without_api_words_is_left_alone():
     args = cli._parser().parse_args(["hi"])
     message = "The Space is out of GPU quota. Wait 0:01:00, or use an account with more quota."
