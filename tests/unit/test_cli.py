@@ -380,7 +380,7 @@ def test_the_call_protocols_hidden_error_names_the_protocol_flag(capsys):
         rsps.get(
             base + "/gradio_api/call/generate/e1",
             body=b"event: error\ndata: null\n\n",
-            headers={"Content-Type": "text/event-stream"},
+            content_type="text/event-stream",
         )
         assert cli.main(["hi", "--base-url", base, "--protocol", "call"]) == 1
     message = error_line(capsys)
