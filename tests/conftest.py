@@ -6,8 +6,10 @@ found:
 
     @pytest.mark.time_limit(seconds)   on the test (or its module's ``pytestmark``)
     TEST_TIME_LIMIT = seconds          in the test's module
-    the ``tree_time_limit`` fixture    which a tree's conftest.py overrides
-    DEFAULT_TIME_LIMIT                 (20 s)
+    the ``tree_time_limit`` fixture    which a tree's conftest.py overrides (DEFAULT_TIME_LIMIT,
+                                       20 s, if it does not), times PROPERTY_TEST_FACTOR (3) for
+                                       a hypothesis test: hundreds of examples, on a loaded CI
+                                       machine several times slower than on an idle one
 
 How: SIGALRM in the main thread, whose handler raises :class:`TimeLimitExceeded` wherever the
 test is blocked (a socket read, a join, a lock, a sleep), with a message naming the limit. It
@@ -40,6 +42,7 @@ import traceback
 import pytest
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds
+PROPERTY_TEST_FACTOR = 3  # a hypothesis test gets its tree's limit times this
 BACKSTOP_GRACE = 30.0  # seconds after the limit, if the test has not ended by then
 
 
@@ -173,10 +176,15 @@ def tree_time_limit():
 def time_limit(request, time_limits, tree_time_limit):
     """Fails the test, wherever it is blocked, once it has run its time limit (see above)."""
     marker = request.node.get_closest_marker("time_limit")
+    module_limit = getattr(getattr(request.node, "module", None), "TEST_TIME_LIMIT", None)
     if marker is not None:
         limit = float(marker.args[0])
+    elif module_limit is not None:
+        limit = float(module_limit)
+    elif getattr(getattr(request.node, "obj", None), "is_hypothesis_test", False):
+        limit = float(tree_time_limit) * PROPERTY_TEST_FACTOR
     else:
-        limit = float(getattr(getattr(request.node, "module", None), "TEST_TIME_LIMIT", tree_time_limit))
+        limit = float(tree_time_limit)
     time_limits.start(request.node.nodeid, limit)
     try:
         yield limit
