@@ -34,3 +34,17 @@ NET_RTT = 0.040
 NET_CHATS = 8
 #: further new clients per network process, one chat each: with the first, its cold samples
 NET_COLD_CLIENTS = 2
+
+#: the openai scenario (openai_stub.py on 127.0.0.1): its clients, client -> (venv, label)
+OPENAI_CLIENTS = {
+    "raw-openai": ("sdk", "raw floor"),
+    "sdk-openai": ("sdk", "qvq-sdk openai"),
+    "openai-python": ("openai", "openai-python"),
+}
+OPENAI_CASES = ["long", "fine", "short"]
+OPENAI_BASELINE = "sdk-openai"
+OPENAI_FLOOR = "raw-openai"
+OPENAI_PEER = "openai-python"
+#: the short case: sequential chats through one client per process, then new clients, one chat each
+OPENAI_CHATS = 8
+OPENAI_COLD_CLIENTS = 8

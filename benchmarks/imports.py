@@ -17,6 +17,7 @@ IMPORTS = [
     ("qvq_sdk", "sdk", "qvq_sdk"),
     ("gradio_client", "gradio_client", "gradio_client"),
     ("g4f provider", "g4f", "g4f.Provider.hf_space.Qwen_QVQ_72B"),
+    ("openai", "openai", "openai"),
 ]
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 
-from clients import CLIENTS
+from clients import CLIENTS, OPENAI_CLIENTS
 from venvs import HERE, python_of
 
 
@@ -39,7 +39,8 @@ def client_env():
 
 def run_worker(client, case, options, env, timeout):
     """Runs ``worker.py client case *options`` in the client's venv; its figures as a dict."""
-    cmd = [python_of(CLIENTS[client][0]), os.path.join(HERE, "worker.py"), client, case, *options]
+    venv = (CLIENTS.get(client) or OPENAI_CLIENTS[client])[0]
+    cmd = [python_of(venv), os.path.join(HERE, "worker.py"), client, case, *options]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:

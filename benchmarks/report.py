@@ -6,7 +6,17 @@ figures followed by their ratio to qvq-sdk's, or by their difference from the ra
 
 from __future__ import annotations
 
-from clients import BASELINE, CLIENTS, FLOOR, NET_CHATS, NET_CLIENTS, TIMEOUT_FLOOR
+from clients import (
+    BASELINE,
+    CLIENTS,
+    FLOOR,
+    NET_CHATS,
+    NET_CLIENTS,
+    OPENAI_CHATS,
+    OPENAI_CLIENTS,
+    OPENAI_FLOOR,
+    TIMEOUT_FLOOR,
+)
 from stats import cold_chats, median, problem, warm_figure
 
 ROWS = [
@@ -50,6 +60,25 @@ NET_ROWS = [
     ("bytes", "warm: bytes received (TLS)", "bytes"),
     ("cold_bytes", "cold: bytes received (TLS)", "bytes"),
 ]
+
+OPENAI_ROWS = [
+    # (case, metric, title, format)
+    ("long", "cpu", "long: client CPU", "ms"),
+    ("long", "wall", "long: wall time", "ms"),
+    ("long", "first", "long: call → first text", "ms"),
+    ("long", "bytes", "long: bytes received", "bytes"),
+    ("fine", "cpu", "fine: client CPU", "ms"),
+    ("fine", "wall", "fine: wall time", "ms"),
+    ("fine", "first", "fine: call → first text", "ms"),
+    ("fine", "bytes", "fine: bytes received", "bytes"),
+    ("short", "first", "short, warm: call → first text", "ms"),
+    ("short", "cpu", "short, warm: client CPU", "ms"),
+    ("short", "cold_first", "short, cold (new client): call → first text", "ms"),
+    ("short", "cold_cpu", "short, cold: client CPU", "ms"),
+    ("short", "connections", "new connections, %d sequential chats" % OPENAI_CHATS, "count"),
+]
+#: the openai table's import row: each client's module
+OPENAI_IMPORTS = {"raw-openai": "requests", "sdk-openai": "qvq_sdk", "openai-python": "openai"}
 
 
 def fmt(value, kind):
@@ -148,6 +177,41 @@ def network_table(net_summary):
     return "\n".join(lines)
 
 
+def openai_table(summary, imports):
+    """The openai scenario's table: each client's figures, with its ratio to the raw floor's
+    (or, for a first text, its difference from it)."""
+    header = ["measure"] + [label for _, label in OPENAI_CLIENTS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for case, metric, title, kind in OPENAI_ROWS:
+        floor = summary["%s/%s" % (OPENAI_FLOOR, case)].get(metric)
+        cells = []
+        for client in OPENAI_CLIENTS:
+            entry = summary["%s/%s" % (client, case)]
+            if not entry.get("ok"):
+                cells.append("failed" if entry["rounds"] else "—")
+                continue
+            value = entry.get(metric)
+            if kind == "count":
+                low, high = entry["connections_min"], entry["connections_max"]
+                cell = "%g" % value + ("" if low == high else " (%d–%d)" % (low, high))
+            else:
+                cell = fmt(value, kind)
+                if client != OPENAI_FLOOR and floor is not None:
+                    cell += " (%+.1f ms)" % ((value - floor) * 1e3) if "first" in metric else ratio(value, floor)
+            if entry["ok"] < entry["rounds"]:
+                cell += " †"
+            cells.append(cell)
+        lines.append("| %s | %s |" % (title, " | ".join(cells)))
+    cells = []
+    for client in OPENAI_CLIENTS:
+        module = OPENAI_IMPORTS[client]
+        value = imports.get(module)
+        cell = "`%s` %s" % (module, "—" if value is None else "%.1f ms" % (value / 1e3))
+        cells.append(cell + ("" if client == OPENAI_FLOOR else ratio(value, imports.get("requests"))))
+    lines.append("| import (`python -X importtime`, cumulative) | %s |" % " | ".join(cells))
+    return "\n".join(lines)
+
+
 def print_loopback(client, case, round_number, result):
     failed = problem(result)
     warm = {k: warm_figure(result, k) for k in ("cpu", "wall", "bytes", "first")} if not failed else {}
@@ -173,17 +237,18 @@ def print_loopback(client, case, round_number, result):
     )
 
 
-def print_network(client, round_number, result):
+def print_sequential(case, client, round_number, result):
+    """The line of a process of sequential chats (network; openai short)."""
     failed = problem(result)
     if failed:
-        print("round %d  %-10s %-13s FAILED: %s" % (round_number + 1, "network", client, failed), flush=True)
+        print("round %d  %-10s %-13s FAILED: %s" % (round_number + 1, case, client, failed), flush=True)
         return
     chats = result["chats"]
     print(
         "round %d  %-10s %-13s first: cold %s ms, warm %5.1f ms  connections %d  warm cpu %4.1f ms"
         % (
             round_number + 1,
-            "network",
+            case,
             client,
             "/".join("%.0f" % (c["first"] * 1e3) for c in cold_chats(result)),
             warm_figure(result, "first") * 1e3,

@@ -4,7 +4,8 @@ A scenario (``scenario_*.py``) is an object with:
 
 - ``name``; ``venvs`` and ``imports``, the venvs and import-time rows it needs; ``full``, true
   when it measures all its clients and cases (only a full scenario's run is a reference run);
-  ``shows_imports``, true when its report has the import rows;
+  ``shows_imports``, true when its report has the import rows; ``subject``, the client its
+  targets are about;
 - ``versions()``: the versions of what it measures besides qvq-sdk and its dependencies;
 - ``prepare(harness)`` before anything is measured, ``start(stack, harness, env)`` to start its
   servers (closed by ``stack``) and warm them, ``run_round(round_number)``;
@@ -139,7 +140,8 @@ def run(scenarios, rounds, command, sdk_rev=None, chart=True):
             + ", ".join("%s %.1f ms" % (label, value / 1e3) for label, value in import_medians.items()),
         ]
     if checks:
-        lines += ["", "Targets (qvq-sdk queue, medians of %d rounds):" % rounds]
+        subjects = ", ".join(dict.fromkeys(s.subject for s in scenarios))
+        lines += ["", "Targets (%s, medians of %d rounds):" % (subjects, rounds)]
         lines += ["- %s %s: %s" % ({True: "PASS", False: "MISS", None: "MISS"}[ok], n, why) for n, ok, why in checks]
         lines += [note for s in scenarios for note in s.notes()]
     text = "\n".join(lines)

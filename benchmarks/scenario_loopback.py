@@ -45,11 +45,12 @@ class Loopback:
     venvs = ("sdk", "gradio_client", "g4f", "chart")
     imports = ("requests", "qvq_sdk", "gradio_client", "g4f provider")
     shows_imports = True  # its table has the import rows
+    subject = "qvq-sdk queue"
 
     def __init__(self, clients, cases):
-        self.clients = clients
+        self.clients = [c for c in clients if c in CLIENTS]
         self.cases = cases
-        self.full = clients == list(CLIENTS) and cases == CASES
+        self.full = self.clients == list(CLIENTS) and cases == CASES
         self.image = os.path.join(RESULTS, "image-%dx%d.png" % (IMAGE_SIDE, IMAGE_SIDE))
         self.runs = []
 
@@ -67,7 +68,7 @@ class Loopback:
         make_png(self.image)
 
     def start(self, stack, harness, env):
-        if not self.cases:
+        if not self.clients or not self.cases:
             return
         server = stack.enter_context(harness.start_server(GRADIO, mode="stream", concurrency=CONCURRENCY))
         self.proxy = CountingProxy(server.port)
@@ -91,6 +92,8 @@ class Loopback:
         return run_worker(client, case, options, self.env, timeout=600)
 
     def run_round(self, round_number):
+        if not self.clients:
+            return
         for case in self.cases:
             shift = round_number % len(self.clients)
             for client in self.clients[shift:] + self.clients[:shift]:

@@ -14,7 +14,7 @@ import os
 
 from clients import CLIENTS, GRADIO, NET_CHATS, NET_CLIENTS, NET_COLD_CLIENTS
 from processes import run_worker
-from report import network_table, print_network
+from report import network_table, print_sequential
 from servers import ShaperStats, load_shaper, make_certs
 from stats import summarize_network
 from targets import network_targets
@@ -27,6 +27,7 @@ class Network:
     venvs = ("sdk", "gradio_client", "tls")
     imports = ("requests", "qvq_sdk")
     shows_imports = False
+    subject = "qvq-sdk queue"
 
     def __init__(self, clients, rtt, alone):
         """``clients``: those of NET_CLIENTS to measure; ``rtt`` in seconds; ``alone``: run
@@ -85,7 +86,7 @@ class Network:
             result = self._run(client)
             result["round"] = round_number
             self.runs.append(result)
-            print_network(client, round_number, result)
+            print_sequential("network", client, round_number, result)
 
     def summarize(self):
         self.summary = summarize_network(self.runs) if self.clients else None

@@ -4,7 +4,8 @@
   stand-in of the Space), the latency shaper (``tests/netkit/shaper.py``) and throw-away TLS
   certificates (``tests/netkit/tls.py``), all borrowed from the test kit;
 - ``CountingProxy``: a loopback relay that counts the bytes the server sends;
-- ``ShaperStats``: a control port that reports the shaper's connections and bytes.
+- ``ShaperStats``: a control port that reports the shaper's connections and bytes;
+- ``openai_stub()``: ``openai_stub.py``, the openai scenario's server, in a process of its own.
 
 The counters answer on control ports of their own, one line of ASCII per connection, so that
 a worker process reads them around each chat.
@@ -12,13 +13,15 @@ a worker process reads them around each chat.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
 import subprocess
+import sys
 import threading
 
-from venvs import REPO, python_of
+from venvs import HERE, REPO, python_of
 
 
 def _load(relative, name):
@@ -52,6 +55,23 @@ def make_certs(directory):
     if done.returncode:
         raise SystemExit("making the TLS certificates failed: %s" % done.stderr[-500:])
     return tuple(done.stdout.split())
+
+
+@contextlib.contextmanager
+def openai_stub():
+    """Runs ``openai_stub.py`` (this Python) until the block ends; yields ``(port, stats_port)``."""
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "openai_stub.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        ports = process.stdout.readline().split()
+        if len(ports) != 2:
+            raise SystemExit("openai_stub.py did not start (exit %s)" % process.poll())
+        yield int(ports[0]), int(ports[1])
+    finally:
+        process.stdin.close()  # the stub ends when its standard input closes
+        process.wait(timeout=30)
+        process.stdout.close()
 
 
 def listen():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 
-from clients import CASES, CLIENTS, NET_CLIENTS
+from clients import CASES, CLIENTS, NET_CLIENTS, OPENAI_CASES, OPENAI_CLIENTS
 
 
 def median(values):
@@ -36,8 +36,21 @@ def loop_cold(run):
 
 
 def cold_chats(run):
-    """A network process's cold samples: the first chat of each new client it made."""
+    """A network (or openai short) process's cold samples: the first chat of each new client it made."""
     return [run["chats"][0], *run.get("cold", [])]
+
+
+def outcome(mine):
+    """``(entry, good)``: the rounds, the rounds that went well and the errors of the others,
+    and the processes that went well."""
+    good = [r for r in mine if not problem(r)]
+    entry = {"rounds": len(mine), "ok": len(good), "errors": sorted({problem(r) for r in mine if r not in good})}
+    return entry, good
+
+
+def warm_figures(good):
+    """Medians over rounds of each process's warm figures (its chats after the first)."""
+    return {key: median(warm_figure(r, key) for r in good) for key in ("first", "wall", "cpu", "bytes")}
 
 
 def summarize_loopback(runs):
@@ -46,14 +59,9 @@ def summarize_loopback(runs):
     summary = {}
     for client in CLIENTS:
         for case in CASES:
-            mine = [r for r in runs if r["client"] == client and r["case"] == case]
-            good = [r for r in mine if not problem(r)]
-            errors = [problem(r) for r in mine if r not in good]
-            entry = {"rounds": len(mine), "ok": len(good), "errors": sorted(set(errors))}
+            entry, good = outcome([r for r in runs if r["client"] == client and r["case"] == case])
             if good:
-                entry.update(
-                    {key: median(warm_figure(r, key) for r in good) for key in ("wall", "cpu", "first", "bytes")}
-                )
+                entry.update(warm_figures(good))
                 entry.update(
                     {
                         # every new client's chat of every round (short), else each first chat
@@ -73,35 +81,46 @@ def summarize_loopback(runs):
     return summary
 
 
+def sequential_figures(good):
+    """The figures of processes that made sequential chats through one client, then new
+    clients (``run_sequential`` in worker.py): warm medians, medians over all the cold samples
+    of all rounds, connections per process (all its sequential chats)."""
+    connections = [sum(c["connections"] for c in r["chats"]) for r in good]
+    return dict(
+        warm_figures(good),
+        cold_first=median(c["first"] for r in good for c in cold_chats(r)),
+        cold_cpu=median(c["cpu"] for r in good for c in cold_chats(r)),
+        cold_bytes=median(c["bytes"] for r in good for c in cold_chats(r)),
+        cold_samples=sum(len(cold_chats(r)) for r in good),
+        # the first new client of each process alone
+        cold_first_in_process=median(r["chats"][0]["first"] for r in good),
+        connections=median(connections),
+        connections_min=min(connections),
+        connections_max=max(connections),
+        warm_connections=median(sum(c["connections"] for c in r["chats"][1:]) for r in good),
+    )
+
+
 def summarize_network(runs):
     """Per network client: medians over rounds of the warm figures (a process's median over
-    its chats after the first) and of the cold chat; connections per process (all its chats)."""
+    its chats after the first) and of the cold chats; connections per process (all its chats)."""
     summary = {}
     for client in NET_CLIENTS:
-        mine = [r for r in runs if r["client"] == client]
-        good = [r for r in mine if not problem(r)]
-        entry = {
-            "rounds": len(mine),
-            "ok": len(good),
-            "errors": sorted({problem(r) for r in mine if r not in good}),
-        }
+        entry, good = outcome([r for r in runs if r["client"] == client])
         if good:
-            entry.update({key: median(warm_figure(r, key) for r in good) for key in ("first", "wall", "cpu", "bytes")})
-            connections = [sum(c["connections"] for c in r["chats"]) for r in good]
-            entry.update(
-                {
-                    # medians over all the cold samples of all rounds
-                    "cold_first": median(c["first"] for r in good for c in cold_chats(r)),
-                    "cold_cpu": median(c["cpu"] for r in good for c in cold_chats(r)),
-                    "cold_bytes": median(c["bytes"] for r in good for c in cold_chats(r)),
-                    "cold_samples": sum(len(cold_chats(r)) for r in good),
-                    # the first new client of each process alone
-                    "cold_first_in_process": median(r["chats"][0]["first"] for r in good),
-                    "connections": median(connections),
-                    "connections_min": min(connections),
-                    "connections_max": max(connections),
-                    "warm_connections": median(sum(c["connections"] for c in r["chats"][1:]) for r in good),
-                }
-            )
+            entry.update(sequential_figures(good))
         summary[client] = entry
+    return summary
+
+
+def summarize_openai(runs):
+    """Per (client, case) of the openai scenario: the warm figures of the long answer and the
+    fine stream, and the sequential figures of the short case (warm, cold, connections)."""
+    summary = {}
+    for client in OPENAI_CLIENTS:
+        for case in OPENAI_CASES:
+            entry, good = outcome([r for r in runs if r["client"] == client and r["case"] == case])
+            if good:
+                entry.update(sequential_figures(good) if case == "short" else warm_figures(good))
+            summary["%s/%s" % (client, case)] = entry
     return summary

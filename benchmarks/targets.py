@@ -7,7 +7,17 @@ lists them: ratios to the raw floor or to a peer, and differences in millisecond
 
 from __future__ import annotations
 
-from clients import BASELINE, CLIENTS, FLOOR, NET_CHATS, TIMEOUT_FLOOR
+from clients import (
+    BASELINE,
+    CLIENTS,
+    FLOOR,
+    NET_CHATS,
+    OPENAI_BASELINE,
+    OPENAI_CHATS,
+    OPENAI_FLOOR,
+    OPENAI_PEER,
+    TIMEOUT_FLOOR,
+)
 from report import fmt
 
 
@@ -117,12 +127,16 @@ def loopback_targets(summary, image_bytes, partial=False):
 
 
 def import_target(imports):
-    """The import target: ``import qvq_sdk`` ≤ 1.3 × ``import requests`` (medians)."""
+    """The import target: ``import qvq_sdk`` ≤ 1.3 × ``import requests`` (medians); when the run
+    timed ``import openai`` too, its ratio is shown beside it."""
     sdk, base = imports.get("qvq_sdk"), imports.get("requests")
     if not sdk or not base:
         return [("import qvq_sdk ≤ 1.3 × import requests", None, "no data")]
     value = round(sdk / base, 2)
-    return [("import qvq_sdk ≤ 1.3 × import requests", value <= 1.3, "%s vs limit 1.3×" % value)]
+    figures = "%s vs limit 1.3×" % value
+    if imports.get("openai"):
+        figures += " (import openai: %.2f× import requests)" % (imports["openai"] / base)
+    return [("import qvq_sdk ≤ 1.3 × import requests", value <= 1.3, figures)]
 
 
 def network_targets(net_summary, rtt):
@@ -178,4 +192,63 @@ def network_targets(net_summary, rtt):
                 % (cold, limit, fmt(sdk["cold_first"], "ms"), fmt(raw["cold_first"], "ms")),
             )
         )
+    return checks
+
+
+def openai_targets(summary, partial=False):
+    """The openai scenario's targets (qvq-sdk's ``protocol="openai"``): client CPU on the long
+    answer and the fine stream against the raw floor's and openai-python's, the warm first
+    text, one connection for sequential chats. ``partial``: a target whose case or clients the
+    run did not measure is left out; otherwise a target without data is missed."""
+    checks = []
+
+    def get(client, case, metric):
+        return summary["%s/%s" % (client, case)].get(metric)
+
+    def check(name, case, peer, value, limit, unit, figures):
+        if partial and any(not summary["%s/%s" % (c, case)]["rounds"] for c in (OPENAI_BASELINE, peer)):
+            return  # not measured in this run
+        if value is None:
+            checks.append((name, None, "no data"))
+        else:
+            checks.append((name, value <= limit, "%s vs limit %s%s; %s" % (value, limit, unit, figures)))
+
+    for case in ("long", "fine"):
+        sdk = get(OPENAI_BASELINE, case, "cpu")
+        for peer, limit, title in ((OPENAI_FLOOR, 1.10, "raw floor"), (OPENAI_PEER, 0.5, "openai-python")):
+            other = get(peer, case, "cpu")
+            check(
+                "openai %s: client CPU ≤ %.2f × %s" % (case, limit, title),
+                case,
+                peer,
+                sdk and other and round(sdk / other, 2),
+                limit,
+                "×",
+                "%s vs %s" % (fmt(sdk, "ms"), fmt(other, "ms")),
+            )
+    sdk, raw = get(OPENAI_BASELINE, "short", "first"), get(OPENAI_FLOOR, "short", "first")
+    check(
+        "openai, warm: first text ≤ raw floor + 2 ms",
+        "short",
+        OPENAI_FLOOR,
+        None if sdk is None or raw is None else round((sdk - raw) * 1e3, 2),
+        2.0,
+        " ms",
+        "%s vs %s" % (fmt(sdk, "ms"), fmt(raw, "ms")),
+    )
+    low, high = get(OPENAI_BASELINE, "short", "connections_min"), get(OPENAI_BASELINE, "short", "connections_max")
+    check(
+        "openai: new connections for %d sequential chats = 1" % OPENAI_CHATS,
+        "short",
+        OPENAI_BASELINE,
+        high,
+        1,
+        "",
+        ("%s in every round" % high if low == high else "%s–%s over the rounds" % (low, high))
+        + " (raw floor %s, openai-python %s)"
+        % tuple(
+            "%g" % get(c, "short", "connections") if get(c, "short", "connections") is not None else "—"
+            for c in (OPENAI_FLOOR, OPENAI_PEER)
+        ),
+    )
     return checks

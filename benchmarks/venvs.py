@@ -28,6 +28,7 @@ VENV_SPECS = {
     "g4f": ["g4f==0.5.3.1"],  # its last release with Qwen_QVQ_72B
     "chart": ["matplotlib"],
     "tls": ["trustme"],  # the network scenario's throw-away certificates (tests/netkit/tls.py)
+    "openai": ["--upgrade", "openai"],  # the openai scenario's peer, openai-python (newest)
 }
 
 

@@ -14,20 +14,33 @@ Clients (each written the way its documentation shows a user to write it):
   default. A socket with a timeout makes CPython ``poll`` before every ``recv``, so this floor
   pays what any client with a read timeout pays.
 
-Cases: ``short``, ``long``, ``fine``, ``upload``, ``concurrent`` (see ``run.py``). Each case does
-a first chat and then warm ones through the same client; ``short`` then makes ``--cold-clients``
-more new clients (new session, new connection, its own ``/config``), one chat each, its clock
-started before the client is made: the cold samples. ``upload`` does a text chat and then the
+The ``openai`` scenario's clients, against ``openai_stub.py`` (``--base-url`` ends in ``/v1``):
+
+- ``sdk-openai``: ``QVQClient(key, base_url=..., protocol="openai", model=...).chat(...)``.
+- ``openai-python``: ``OpenAI(base_url=..., api_key=...).chat.completions.create(...,
+  stream=True)`` iterated, the text from ``chunk.choices[0].delta.content``.
+- ``raw-openai``: the floor. Plain ``requests`` on one session: ``POST /chat/completions`` with
+  ``stream=True``, ``iter_lines``, ``json.loads`` of each ``data: {`` line, the content
+  collected; read to the end of the stream, so that its connection is reused.
+
+Cases: ``short``, ``long``, ``fine``, ``upload``, ``concurrent`` (see ``scenario_loopback.py``).
+Each case does a first chat and then warm ones through the same client; ``short`` then makes
+``--cold-clients`` more new clients (new session, new connection, its own ``/config``), one
+chat each, its clock started before the client is made: the cold samples. ``upload`` does a text chat and then the
 image chat; ``concurrent`` does a text chat and then N chats at once.
 ``network`` (``raw``, ``sdk-queue``, ``gradio_client``; HTTPS through run.py's shaper) does
 ``--chats`` short chats through one new client and one chat through each of ``--cold-clients``
 more; per chat it also counts the new connections (from the shaper's ``--stats-port``). Its
 raw floor knows the API's prefix and fn_index (no ``/config``) and reads each stream to its
-end, so that ``requests`` reuses the connection.
+end, so that ``requests`` reuses the connection. The ``openai`` clients' cases are ``long``
+and ``fine`` (warm chats as above; bytes from the stub's ``--stats-port``) and ``short``, which
+runs as ``network`` does: sequential chats through one client, then new clients, one chat each,
+connections counted.
 
 Figures per chat: wall seconds, client CPU seconds (``getrusage(RUSAGE_SELF)`` user + sys, so
 a client's background threads count), seconds from the submit call to the first text, bytes
-the server sent (read from the byte-counting proxy's control port), characters of answer.
+the server sent (read from the byte-counting proxy's control port, or the stub's), characters
+of answer.
 Per process: peak RSS (``ru_maxrss``), and for ``upload`` the peak before the image chat.
 """
 
@@ -49,9 +62,32 @@ PROMPTS = {
     "upload": "describe",
     "concurrent": "words 2000 200",
 }
+#: the openai scenario's: openai_stub.py's scripts, N tokens of 4 characters, K per delta
+OPENAI_PROMPTS = {"short": "tokens 10", "long": "tokens 20000 4", "fine": "tokens 5000"}
 #: warm chats after the cold one (their median is the process's warm figure)
 WARM_CHATS = {"short": 3, "long": 9, "fine": 3}
-EXPECTED_CHARS = {"words 10": 29, "words 20000 400": 128889, "words 5000": 28889, "words 2000 200": 10889}
+EXPECTED_CHARS = {
+    "words 10": 29,
+    "words 20000 400": 128889,
+    "words 5000": 28889,
+    "words 2000 200": 10889,
+    "tokens 10": 40,
+    "tokens 20000 4": 80000,
+    "tokens 5000": 20000,
+}
+#: the openai clients' model and API key (the stub checks neither; each client sends both)
+OPENAI_MODEL = "Qwen/QVQ-72B-Preview"
+OPENAI_KEY = "sk-benchmark"
+OPENAI_CLIENTS = ("raw-openai", "sdk-openai", "openai-python")
+#: the module each client imports, before any clock starts in the network and openai cases
+MODULES = {
+    "raw": "requests",
+    "sdk-queue": "qvq_sdk",
+    "gradio_client": "gradio_client",
+    "raw-openai": "requests",
+    "sdk-openai": "qvq_sdk",
+    "openai-python": "openai",
+}
 
 
 def cpu_seconds():
@@ -70,20 +106,21 @@ def peak_rss_bytes():
 
 
 def wire_bytes(counter_port):
-    """Bytes the server has sent through the proxy so far (0 when run without one)."""
+    """Bytes the server has sent so far (0 when run without a counter): the last number of the
+    line the port answers, the proxy's ``"<bytes>"`` or the stub's ``"<connections> <bytes>"``."""
     if not counter_port:
         return 0
     with socket.create_connection(("127.0.0.1", counter_port)) as sock:
-        return int(sock.makefile().readline())
+        return int(sock.makefile().readline().split()[-1])
 
 
 # -- the clients: each returns chat(prompt, image_path) -> (text, first_text_seconds) -------------
 
 
-def make_sdk(base_url, protocol):
+def make_sdk(base_url, protocol, token=False, **options):
     from qvq_sdk import QVQClient
 
-    client = QVQClient(False, base_url=base_url, protocol=protocol)
+    client = QVQClient(token, base_url=base_url, protocol=protocol, **options)
 
     def chat(prompt, image=None):
         started = time.perf_counter()
@@ -220,7 +257,77 @@ def make_raw(base_url, timeout=None, known=None, drain=False):
     return chat
 
 
+def make_openai_python(base_url):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key=OPENAI_KEY)
+
+    def chat(prompt, image=None):
+        started = time.perf_counter()
+        first = None
+        pieces = []
+        stream = client.chat.completions.create(
+            model=OPENAI_MODEL,
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for chunk in stream:
+            if chunk.choices:
+                content = chunk.choices[0].delta.content
+                if content:
+                    if first is None:
+                        first = time.perf_counter() - started
+                    pieces.append(content)
+        return "".join(pieces), first
+
+    chat.close = client.close
+    return chat
+
+
+def make_raw_openai(base_url):
+    """The openai scenario's floor: what any client of the stream must do, and nothing else."""
+    import requests
+
+    session = requests.Session()
+    url = base_url + "/chat/completions"
+    headers = {"Authorization": "Bearer " + OPENAI_KEY}
+    loads = json.loads
+
+    def chat(prompt, image=None):
+        started = time.perf_counter()
+        first = None
+        pieces = []
+        body = {
+            "model": OPENAI_MODEL,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        with session.post(url, json=body, headers=headers, stream=True) as response:
+            response.raise_for_status()
+            for line in response.iter_lines(chunk_size=65536):
+                if line.startswith(b"data: {"):  # not [DONE], not the blank line between events
+                    choices = loads(line[6:])["choices"]
+                    if choices:
+                        content = choices[0]["delta"].get("content")
+                        if content:
+                            if first is None:
+                                first = time.perf_counter() - started
+                            pieces.append(content)
+        return "".join(pieces), first
+
+    chat.close = session.close
+    return chat
+
+
 def make_client(name, base_url):
+    if name == "sdk-openai":
+        return make_sdk(base_url, "openai", token=OPENAI_KEY, model=OPENAI_MODEL)
+    if name == "openai-python":
+        return make_openai_python(base_url)
+    if name == "raw-openai":
+        return make_raw_openai(base_url)
     if name == "sdk-queue":
         return make_sdk(base_url, "queue")
     if name == "sdk-call":
@@ -352,27 +459,27 @@ def net_stats(stats_port):
     return int(connections), int(received)
 
 
-def run_network(name, base_url, stats_port, chats, known, cold_clients):
-    """``chats`` sequential short chats through one new client over the shaper, then one chat
-    through each of ``cold_clients`` more new clients (more cold samples per process).
+def run_sequential(make, prompt, stats_port, chats, cold_clients):
+    """``chats`` sequential chats through one new client (``make()``), then one chat through each
+    of ``cold_clients`` more new clients (more cold samples per process).
 
     A new client's first chat is a cold one: its clock starts before the client is made
     (gradio_client reads its config in ``Client()``; qvq-sdk and the raw floor do nothing
     there), so its first text counts everything a new client does before it. Each chat records
-    the new connections the shaper accepted during it (a cold one also the constructor's).
-    Returns ``(chats of the first client, [first chat of each further client])``.
+    the new connections the server side (``stats_port``: the shaper, or the stub) accepted during
+    it (a cold one also the constructor's). Returns ``(chats of the first client, [first chat of
+    each further client])``.
     """
-    sequential = net_chats(name, base_url, stats_port, chats, known)
+    sequential = sequential_chats(make, prompt, stats_port, chats)
     cold = []
     for _ in range(cold_clients if "error" not in sequential[-1] else 0):
-        cold += net_chats(name, base_url, stats_port, 1, known)
+        cold += sequential_chats(make, prompt, stats_port, 1)
         if "error" in cold[-1]:
             break
     return sequential, cold
 
 
-def net_chats(name, base_url, stats_port, chats, known):
-    prompt = PROMPTS["short"]
+def sequential_chats(make, prompt, stats_port, chats):
     chat = None
     results = []
     for _ in range(chats):
@@ -383,7 +490,7 @@ def net_chats(name, base_url, stats_port, chats, known):
         text, first = "", None
         try:
             if chat is None:
-                chat = make_network_client(name, base_url, known)
+                chat = make()
             called = time.perf_counter()
             text, first = chat(prompt, None)
             if first is not None:
@@ -434,8 +541,8 @@ def main(argv):
     parser.add_argument("--counter-port", type=int, default=0)
     parser.add_argument("--image")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--stats-port", type=int, help="network: the shaper's stats port")
-    parser.add_argument("--chats", type=int, default=8, help="network: sequential chats through one client")
+    parser.add_argument("--stats-port", type=int, help="network, openai short: the shaper's or the stub's stats port")
+    parser.add_argument("--chats", type=int, default=8, help="network, openai short: sequential chats, one client")
     parser.add_argument(
         "--cold-clients", type=int, default=2, help="network and short: more new clients, one chat each"
     )
@@ -443,13 +550,24 @@ def main(argv):
     parser.add_argument("--fn-index", type=int, help="network: the raw floor's known fn_index of /generate")
     args = parser.parse_args(argv)
 
-    if args.case == "network":
+    of_openai = args.client in OPENAI_CLIENTS
+    if args.case == "network" or (of_openai and args.case == "short"):
         # imported before any clock starts: a cold chat is a new client, not a new process
-        __import__({"raw": "requests", "sdk-queue": "qvq_sdk", "gradio_client": "gradio_client"}[args.client])
+        __import__(MODULES[args.client])
+        if of_openai:
+            prompt = OPENAI_PROMPTS["short"]
+
+            def make():
+                return make_client(args.client, args.base_url)
+
+        else:
+            prompt = PROMPTS["short"]
+
+            def make():
+                return make_network_client(args.client, args.base_url, (args.api_prefix, args.fn_index))
+
         out = {"client": args.client, "case": args.case}
-        out["chats"], out["cold"] = run_network(
-            args.client, args.base_url, args.stats_port, args.chats, (args.api_prefix, args.fn_index), args.cold_clients
-        )
+        out["chats"], out["cold"] = run_sequential(make, prompt, args.stats_port, args.chats, args.cold_clients)
         out["peak_rss"] = peak_rss_bytes()
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
@@ -459,7 +577,7 @@ def main(argv):
     chat = make_client(args.client, args.base_url)
     out = {"client": args.client, "case": args.case, "setup": time.perf_counter() - started}
     if args.case in ("short", "long", "fine"):
-        prompt = PROMPTS[args.case]
+        prompt = (OPENAI_PROMPTS if of_openai else PROMPTS)[args.case]
         out["chats"] = [measured(chat, prompt, args.counter_port) for _ in range(1 + WARM_CHATS[args.case])]
         if args.case == "short" and args.cold_clients:
             out["cold"] = run_cold_clients(args.client, args.base_url, args.cold_clients, prompt, args.counter_port)
