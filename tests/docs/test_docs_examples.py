@@ -7,7 +7,7 @@
   no token and ``HOME`` pointing at an empty directory.
 - Blocks that talk to a Space run against a real Gradio stand-in of it (``standin``):
   ``QVQ_BASE_URL`` points at it, so ``QVQClient()`` reaches it unchanged. They carry the
-  ``realserver`` marker. Blocks that use ``FakeSpace`` need no server and get no
+  ``realserver`` marker. Blocks that use ``FakeSpace`` or ``FakeOpenAI`` need no server and get no
   ``QVQ_BASE_URL``: they must not touch the network.
 - In ``bash`` blocks, each command that runs the ``qvq`` command (a line or ``&&`` part
   that starts with ``qvq `` or ``python -m qvq_sdk``, or pipes into ``| qvq``) runs under
@@ -42,7 +42,15 @@ DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 OUTPUT_MARKER = "<!-- output of the example above -->"
 STANDIN_PLACEHOLDER = "http://127.0.0.1:7860"
 EXAMPLE_TIMEOUT = 120  # seconds; an example that hangs fails instead of hanging the suite
-HIDDEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME", "QVQ_BASE_URL")
+HIDDEN_ENV = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_HOME",
+    "QVQ_BASE_URL",
+    "QVQ_PROTOCOL",
+    "QVQ_API_KEY",
+)
 QVQ_COMMAND = re.compile(r"^(qvq|python -m qvq_sdk)\s|\|\s*qvq\s")
 
 
@@ -114,7 +122,7 @@ COMMANDS = qvq_commands()
 
 
 def uses_fake_space(block: Block) -> bool:
-    return "FakeSpace" in block.code
+    return "FakeSpace" in block.code or "FakeOpenAI" in block.code
 
 
 @pytest.fixture

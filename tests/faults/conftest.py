@@ -35,7 +35,7 @@ def tree_time_limit():
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
     """No token, base URL or proxy from the environment; 127.0.0.1 is always reached directly."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "QVQ_BASE_URL"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "QVQ_BASE_URL", "QVQ_PROTOCOL", "QVQ_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)

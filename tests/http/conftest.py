@@ -37,6 +37,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
         "HF_HOME",
         "HF_TOKEN_PATH",
         "QVQ_BASE_URL",
+        "QVQ_PROTOCOL",
+        "QVQ_API_KEY",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "ALL_PROXY",

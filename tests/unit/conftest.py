@@ -17,6 +17,8 @@ ENV_VARS = (
     "HF_TOKEN_PATH",
     "HF_HOME",
     "QVQ_BASE_URL",
+    "QVQ_PROTOCOL",
+    "QVQ_API_KEY",
 )
 
 
