@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-import types
 
 import pytest
 

@@ -11,8 +11,6 @@ server-sent-event bodies built by the helpers in httpkit.py. A test that runs lo
 
 from __future__ import annotations
 
-import time
-import types
 from typing import Any, List
 
 import pytest

@@ -11,8 +11,7 @@ import types
 import requests
 import urllib3
 
-from qvq_sdk._transport.failures import before_sending, certificate_rejected, is_read_timeout, reason
-from qvq_sdk._transport.failures import request_error
+from qvq_sdk._transport.failures import before_sending, certificate_rejected, is_read_timeout, reason, request_error
 from qvq_sdk._transport.streamed_body import StreamedBody
 
 

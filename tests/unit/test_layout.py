@@ -74,11 +74,11 @@ def test_no_import_cycles():
 
     def visit(name, stack):
         if name in stack:
-            cycles.append(stack[stack.index(name) :] + [name])
+            cycles.append([*stack[stack.index(name) :], name])
             return
         for imported in sorted(graph[name]):
             if not imported.startswith(name + "."):  # a package importing its own modules
-                visit(imported, stack + [name])
+                visit(imported, [*stack, name])
 
     for name in sorted(graph):
         visit(name, [])
