@@ -1,7 +1,9 @@
-"""The qvq command in-process, against qvq_sdk.testing.FakeSpace (no network)."""
+"""The qvq command in-process, against qvq_sdk.testing.FakeSpace, an OpenAI-compatible server
+faked with ``responses``, or a stub client (no network)."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import json
@@ -11,10 +13,26 @@ import time
 
 import pytest
 import responses
+from image_samples import JPEG, PNG
 
 from qvq_sdk import QVQClient, __version__, cli
-from qvq_sdk._events import Done, ProcessingStarted, Progress, QueuePosition, SpaceLog, TextUpdate, WakingUp
+from qvq_sdk._events import (
+    Done,
+    ProcessingStarted,
+    Progress,
+    QueuePosition,
+    ReasoningUpdate,
+    SpaceLog,
+    TextUpdate,
+    WakingUp,
+)
 from qvq_sdk.testing import FakeSpace
+
+
+@pytest.fixture(autouse=True)
+def no_colour_setting(monkeypatch):
+    """A developer's NO_COLOR must not change a result (conftest clears the QVQ_* variables)."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
 
 
 @pytest.fixture
@@ -145,6 +163,7 @@ class StubClient:
 
     def __init__(self, *args, **kwargs):
         self.made.append((args, kwargs))
+        self.protocol = kwargs.get("protocol") or "queue"
 
     def __enter__(self):
         return self
@@ -152,7 +171,7 @@ class StubClient:
     def __exit__(self, *exc_info):
         pass
 
-    def events(self, messages, images=None):
+    def events(self, messages, images=None, **options):
         return iter(self.canned)
 
 
@@ -487,18 +506,16 @@ def test_images_are_named_by_their_flag(space, capsys, tmp_path):
     cat = tmp_path / "cat.png"
     cat.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     assert cli.main(["hi", "-i", str(cat), "-i", str(cat)]) == 2
-    assert error_line(capsys) == "The Space takes one image per request; got 2 (-i #1, -i #2)."
+    assert error_line(capsys) == (
+        "The Space takes one image per request; got 2 (-i #1, -i #2). Several images go to an "
+        "OpenAI-compatible server (--protocol openai)."
+    )
 
 
-def test_a_sentence_about_a_protocol_the_command_lacks_is_dropped():
+def test_every_protocol_is_named_by_its_flag():
     args = cli._parser().parse_args(["hi"])
-    message = (
-        "The Space takes one image per request; got 2 (images[0], images[1]). Several images go to an "
-        'OpenAI-compatible server (protocol="openai"). Use protocol="call" to compare.'
-    )
-    assert cli._in_cli_words(message, args) == (
-        "The Space takes one image per request; got 2 (-i #1, -i #2). Use --protocol call to compare."
-    )
+    message = 'Use protocol="queue", protocol="call" or protocol="openai".'
+    assert cli._in_cli_words(message, args) == "Use --protocol queue, --protocol call or --protocol openai."
 
 
 def test_a_message_without_api_words_is_left_alone():
@@ -506,3 +523,375 @@ def test_a_message_without_api_words_is_left_alone():
     message = "The Space is out of GPU quota. Wait 0:01:00, or use an account with more quota."
     assert cli._in_cli_words(message, args) == message
     assert cli._in_cli_words("two\n  lines", args) == "two lines"
+
+
+# -- an OpenAI-compatible server (--protocol openai) -------------------------------------------
+
+OPENAI_URL = "http://127.0.0.1:8000/v1"
+OPENAI = ["--base-url", OPENAI_URL, "--protocol", "openai"]
+
+
+def sse(document):
+    return b"data: " + json.dumps(document).encode() + b"\n\n"
+
+
+class OpenAIServer:
+    """A scripted OpenAI-compatible server: each reply streams as vLLM frames it (the role, one
+    chunk per reasoning and text piece, the last with the finish_reason, a usage chunk, then
+    ``[DONE]``). ``bodies`` and ``headers`` record each chat request."""
+
+    def __init__(self, rsps):
+        self.rsps = rsps
+        self.bodies = []
+        self.headers = []
+
+    def _reply(self, stream, status=200):
+        def reply(request):
+            self.bodies.append(json.loads(request.body))
+            self.headers.append(dict(request.headers))
+            return status, {}, stream
+
+        content_type = "text/event-stream" if status == 200 else "application/json"
+        self.rsps.add_callback(
+            responses.POST, OPENAI_URL + "/chat/completions", callback=reply, content_type=content_type
+        )
+
+    def answer(self, *chunks, reasoning=(), finish_reason="stop", usage=None):
+        def choice(delta, finish=None):
+            return sse({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+        stream = choice({"role": "assistant", "content": ""})
+        stream += b"".join(choice({"reasoning_content": piece}) for piece in reasoning)
+        texts = chunks or ("",)
+        stream += b"".join(
+            choice({"content": text}, finish_reason if i == len(texts) - 1 else None) for i, text in enumerate(texts)
+        )
+        if usage is not None:
+            stream += sse({"choices": [], "usage": usage})
+        self._reply(stream + b"data: [DONE]\n\n")
+
+    def error_mid_stream(self, message, reasoning=()):
+        stream = b"".join(
+            sse({"choices": [{"index": 0, "delta": {"reasoning_content": piece}, "finish_reason": None}]})
+            for piece in reasoning
+        )
+        self._reply(stream + sse({"error": {"message": message}}) + b"data: [DONE]\n\n")
+
+    def http_error(self, status, message):
+        self._reply(json.dumps({"error": {"message": message}}), status)
+
+
+@pytest.fixture
+def openai():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield OpenAIServer(rsps)
+
+
+def terminal_stdout(monkeypatch):
+    """Makes sys.stdout a terminal, for the rest of the test (called in the test itself, as
+    terminal_stderr is)."""
+    stream = Terminal()
+    monkeypatch.setattr("sys.stdout", stream)
+    return stream
+
+
+def test_the_reasoning_then_a_blank_line_then_the_answer_into_a_file_or_pipe(openai, capsys):
+    openai.answer("A ", "cat.", reasoning=["I see ", "fur."])
+    assert cli.main(["What is it?", *OPENAI]) == 0
+    assert capsys.readouterr() == ("I see fur.\n\nA cat.\n", "")  # no escape codes
+    openai.answer("A cat.", reasoning=["Fur.\n"])
+    assert cli.main(["What is it?", *OPENAI]) == 0
+    assert capsys.readouterr().out == "Fur.\n\nA cat.\n"
+
+
+def test_the_reasoning_is_dimmed_on_a_terminal_and_reset_before_the_answer(monkeypatch, openai, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+    openai.answer("A ", "cat.", reasoning=["I see ", "fur."])
+    assert cli.main(["What is it?", *OPENAI]) == 0
+    assert tty_stdout.getvalue() == "\x1b[2mI see fur.\x1b[0m\n\nA cat.\n"
+
+
+def test_the_reasoning_is_reset_at_the_end_when_no_answer_follows(monkeypatch, openai, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+    openai.answer(reasoning=["Hmm"], finish_reason="length")
+    assert cli.main(["What is it?", *OPENAI]) == 0
+    assert tty_stdout.getvalue() == "\x1b[2mHmm\x1b[0m\n"
+
+
+def test_no_color_leaves_the_reasoning_undimmed_on_a_terminal(openai, monkeypatch, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+    monkeypatch.setenv("NO_COLOR", "1")
+    openai.answer("A cat.", reasoning=["Fur."])
+    assert cli.main(["What is it?", *OPENAI]) == 0
+    assert tty_stdout.getvalue() == "Fur.\n\nA cat.\n"
+
+
+def test_no_reasoning_prints_the_answer_alone(monkeypatch, openai, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+    openai.answer("A ", "cat.", reasoning=["I see ", "fur."])
+    assert cli.main(["What is it?", *OPENAI, "--no-reasoning"]) == 0
+    assert tty_stdout.getvalue() == "A cat.\n"
+
+
+def test_no_reasoning_says_on_the_status_line_that_the_model_is_reasoning(openai, monkeypatch, capsys):
+    tty_stderr = terminal_stderr(monkeypatch)
+    openai.answer("A cat.", reasoning=["I see ", "fur."])
+    assert cli.main(["What is it?", *OPENAI, "--no-reasoning"]) == 0
+    assert capsys.readouterr().out == "A cat.\n"
+    shown = [re.sub(r" · \d+ s$", "", line) for line in status_lines(tty_stderr.getvalue())]
+    assert shown[-1] == "reasoning (--no-reasoning: not shown)"
+    assert tty_stderr.getvalue().endswith("\r\x1b[2K")
+
+
+def test_json_tells_reasoning_from_text_and_the_done_line_has_finish_reason_and_usage(openai, capsys):
+    usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    openai.answer("A cat.", reasoning=["I see ", "fur."], usage=usage)
+    assert cli.main(["What is it?", *OPENAI, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"type": "reasoning", "delta": "I see "},
+        {"type": "reasoning", "delta": "fur."},
+        {"type": "text", "delta": "A cat.", "replaced": False},
+        {
+            "type": "done",
+            "text": "A cat.",
+            "reasoning": "I see fur.",
+            "finish_reason": "stop",
+            "usage": {**usage, "reasoning_tokens": None},
+        },
+    ]
+    assert err == ""
+
+
+def test_json_with_no_reasoning_has_no_reasoning(openai, capsys):
+    openai.answer("A cat.", reasoning=["I see ", "fur."])
+    assert cli.main(["What is it?", *OPENAI, "--json", "--no-reasoning"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [
+        {"type": "text", "delta": "A cat.", "replaced": False},
+        {"type": "done", "text": "A cat.", "finish_reason": "stop", "usage": None},
+    ]
+
+
+def test_model_max_tokens_and_temperature_reach_the_request(openai, capsys):
+    openai.answer("ok")
+    args = ["hi", *OPENAI, "--model", "qvq-max", "--max-tokens", "512", "--temperature", "0.2"]
+    assert cli.main(args) == 0
+    (body,) = openai.bodies
+    assert body["model"] == "qvq-max"
+    assert body["max_tokens"] == 512 and body["temperature"] == 0.2
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_without_the_flags_the_request_has_the_default_model_and_the_servers_settings(openai, capsys):
+    openai.answer("ok")
+    assert cli.main(["hi", *OPENAI, "--system", "be brief"]) == 0
+    (body,) = openai.bodies
+    assert body["model"] == "Qwen/QVQ-72B-Preview"
+    assert "max_tokens" not in body and "temperature" not in body
+    assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+
+
+def test_several_images_go_to_an_openai_compatible_server(openai, capsys, tmp_path):
+    cat, dog = tmp_path / "cat.png", tmp_path / "dog.jpg"
+    cat.write_bytes(PNG)
+    dog.write_bytes(JPEG)
+    openai.answer("Two animals.")
+    assert cli.main(["Compare them", *OPENAI, "-i", str(cat), "-i", str(dog)]) == 0
+    assert capsys.readouterr().out == "Two animals.\n"
+    ((message,),) = [body["messages"] for body in openai.bodies]
+    text, first, second = message["content"]
+    assert text == {"type": "text", "text": "Compare them"}
+    assert [base64.b64decode(part["image_url"]["url"].split(",", 1)[1]) for part in (first, second)] == [
+        PNG,
+        JPEG,
+    ]
+
+
+def test_qvq_protocol_with_qvq_base_url_is_honoured(openai, monkeypatch, capsys):
+    monkeypatch.setenv("QVQ_BASE_URL", OPENAI_URL)
+    monkeypatch.setenv("QVQ_PROTOCOL", "openai")
+    openai.answer("A cat.", reasoning=["Fur."])
+    assert cli.main(["What is it?"]) == 0
+    assert capsys.readouterr().out == "Fur.\n\nA cat.\n"
+
+
+def test_the_protocol_goes_to_the_client_only_when_given(stub, capsys):
+    stub.canned = [Done("")]
+    assert cli.main(["hi"]) == 0
+    assert cli.main(["hi", "--protocol", "call"]) == 0
+    (_, without), (_, given) = stub.made
+    assert "protocol" not in without  # the library's default: QVQ_PROTOCOL with QVQ_BASE_URL, else queue
+    assert given["protocol"] == "call"
+
+
+def test_the_api_key_from_token_or_qvq_api_key(openai, monkeypatch, capsys):
+    openai.answer("ok")
+    openai.answer("ok")
+    assert cli.main(["hi", *OPENAI, "--token", "sk-given"]) == 0
+    monkeypatch.setenv("QVQ_API_KEY", "sk-environment")
+    assert cli.main(["hi", *OPENAI]) == 0
+    assert [headers["Authorization"] for headers in openai.headers] == ["Bearer sk-given", "Bearer sk-environment"]
+
+
+@pytest.mark.parametrize(
+    "reasoning, text, args, note",
+    [
+        (
+            ["Fur."],
+            "A ca",
+            ["--max-tokens", "5"],
+            'the answer was cut at --max-tokens 5 (finish_reason "length"); raise --max-tokens for the rest',
+        ),
+        (
+            ["Fur."],
+            "A ca",
+            [],
+            'the answer was cut at the server\'s token limit (finish_reason "length"); ask for more with '
+            "--max-tokens for the rest",
+        ),
+        (
+            ["Fur and"],
+            "",
+            ["--max-tokens", "2"],
+            "the model was cut at --max-tokens 2 while still reasoning, before any answer "
+            '(finish_reason "length"); raise --max-tokens (the reasoning counts)',
+        ),
+    ],
+)
+def test_an_answer_cut_at_max_tokens_is_a_warning_on_stderr(openai, capsys, reasoning, text, args, note):
+    openai.answer(text, reasoning=reasoning, finish_reason="length")
+    assert cli.main(["What is it?", *OPENAI, *args]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{reasoning[0]}\n\n{text}\n" if text else f"{reasoning[0]}\n"
+    assert err == f"qvq: warning: {note}\n"
+
+
+def test_json_has_the_cut_in_its_done_line_and_the_warning_on_stderr(openai, capsys):
+    openai.answer("A ca", finish_reason="length")
+    assert cli.main(["What is it?", *OPENAI, "--json", "--max-tokens", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["finish_reason"] == "length"
+    assert err.startswith("qvq: warning: the answer was cut at --max-tokens 5")
+
+
+def test_an_error_in_the_middle_of_the_reasoning_resets_the_terminal_first(monkeypatch, openai, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+    openai.error_mid_stream("out of memory", reasoning=["Let me"])
+    assert cli.main(["What is it?", *OPENAI]) == 1
+    assert tty_stdout.getvalue() == "\x1b[2mLet me\x1b[0m\n"
+    assert capsys.readouterr().err == "qvq: error: The server failed in the middle of the answer: out of memory\n"
+
+
+def test_ctrl_c_in_the_middle_of_the_reasoning_resets_the_terminal(monkeypatch, stub, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+
+    def interrupted():
+        yield ReasoningUpdate("Let me")
+        raise KeyboardInterrupt
+
+    stub.canned = interrupted()
+    assert cli.main(["hi", "--protocol", "openai"]) == 130
+    assert tty_stdout.getvalue() == "\x1b[2mLet me\x1b[0m\n"
+    assert capsys.readouterr().err == "qvq: interrupted\n"
+
+
+def test_a_line_on_stderr_in_the_middle_of_the_reasoning_is_not_dimmed(monkeypatch, stub, capsys):
+    tty_stdout = terminal_stdout(monkeypatch)
+    stub.canned = [
+        ReasoningUpdate("a"),
+        SpaceLog("warning", "slow", None),
+        ReasoningUpdate("b"),
+        TextUpdate("ok"),
+        Done("ok", reasoning="ab"),
+    ]
+    assert cli.main(["hi"]) == 0
+    assert tty_stdout.getvalue() == "\x1b[2ma\x1b[0m\n\x1b[2mb\x1b[0m\n\nok\n"
+    assert capsys.readouterr().err == "qvq: warning: slow\n"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["hi", "--protocol", "openai"],
+            '--protocol openai needs --base-url (the server\'s API root, e.g. "http://127.0.0.1:8000/v1"), '
+            "and takes no --space.",
+        ),
+        (
+            ["hi", "--protocol", "openai", "--space", "me/copy", "--base-url", OPENAI_URL],
+            '--protocol openai needs --base-url (the server\'s API root, e.g. "http://127.0.0.1:8000/v1"), '
+            "and takes no --space.",
+        ),
+        (["hi", *OPENAI, "--max-tokens", "0"], "--max-tokens must be a whole number >= 1, not 0."),
+        (["hi", *OPENAI, "--temperature", "-1"], "--temperature must be a number >= 0, not -1.0."),
+        (["hi", *OPENAI, "--temperature", "nan"], "--temperature must be a number >= 0, not nan."),
+        (["hi", *OPENAI, "--model", " "], "--model is empty."),
+    ],
+)
+def test_openai_input_errors_in_the_commands_words(capsys, args, expected):
+    assert cli.main(args) == 2
+    assert error_line(capsys) == expected
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--max-tokens", "100"],
+            "--max-tokens: the Space takes no generation options (the Space sets its own); they apply with "
+            "--protocol openai.",
+        ),
+        (
+            ["--max-tokens", "100", "--temperature", "0"],
+            "--max-tokens, --temperature: the Space takes no generation options (the Space sets its own); they "
+            "apply with --protocol openai.",
+        ),
+        (
+            ["--temperature", "0.5"],
+            "--temperature: the Space takes no generation options (the Space sets its own); they apply with "
+            "--protocol openai.",
+        ),
+        (["--model", "gpt-4o"], "--model must be one of qwen-qvq-72b-preview, qvq-72b, not 'gpt-4o'."),
+    ],
+)
+def test_generation_flags_with_the_space_are_named_by_their_flags(space, capsys, args, expected):
+    assert cli.main(["hi", *args]) == 2
+    assert error_line(capsys) == expected
+    assert space.prompts == []
+
+
+def test_a_bad_qvq_protocol_is_named(capsys, monkeypatch):
+    monkeypatch.setenv("QVQ_BASE_URL", OPENAI_URL)
+    monkeypatch.setenv("QVQ_PROTOCOL", "grpc")
+    assert cli.main(["hi"]) == 2
+    assert error_line(capsys) == "QVQ_PROTOCOL must be 'queue', 'call' or 'openai', not 'grpc'."
+
+
+def test_openai_status_errors_name_the_flags(openai, capsys):
+    openai.http_error(404, "The model `qvq` does not exist.")
+    assert cli.main(["hi", *OPENAI, "--model", "qvq"]) == 1
+    message = error_line(capsys)
+    assert message.endswith("Check --base-url (for most servers it ends in /v1) and the model name (--model).")
+    openai.http_error(401, "Invalid API key")
+    assert cli.main(["hi", *OPENAI, "--token", "sk-wrong"]) == 1
+    assert error_line(capsys).endswith("Check the API key (--token or QVQ_API_KEY).")
+    openai.http_error(401, "No API key")
+    assert cli.main(["hi", *OPENAI]) == 1
+    assert error_line(capsys).endswith("The server wants an API key: pass --token or set QVQ_API_KEY.")
+
+
+def test_a_base_url_from_the_environment_is_named_as_such(openai, monkeypatch, capsys):
+    monkeypatch.setenv("QVQ_BASE_URL", OPENAI_URL)
+    monkeypatch.setenv("QVQ_PROTOCOL", "openai")
+    openai.http_error(404, "Not Found")
+    assert cli.main(["hi"]) == 1
+    assert "Check QVQ_BASE_URL (for most servers it ends in /v1)" in error_line(capsys)
+
+
+def test_help_describes_the_openai_flags(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--protocol {queue,call,openai}", "--model M", "--max-tokens N", "--temperature T", "--no-reasoning"):
+        assert flag in help_text
+    assert "QVQ_PROTOCOL" in help_text and "QVQ_API_KEY" in help_text
