@@ -58,15 +58,19 @@ def read_until_error(stream):
 STATUS_CASES = [
     pytest.param(error_status(401, "Invalid API key."), AuthenticationError, "Invalid API key.", id="401"),
     pytest.param(UNAUTHORIZED, AuthenticationError, "Unauthorized", id="401-vllm"),
-    pytest.param(error_status(403, "No access to this model."), AuthenticationError, "No access", id="403"),
+    pytest.param(
+        error_status(403, "No access to this model."), AuthenticationError, "No access to this model.", id="403"
+    ),
     pytest.param(
         error_status(404, "The model `qvq-max` does not exist.", "NotFoundError"),
         NotFoundError,
         "The model `qvq-max` does not exist.",
         id="404",
     ),
-    pytest.param(error_status(400, CONTEXT_TOO_LONG), APIStatusError, "maximum context length", id="400"),
-    pytest.param(error_status(422, "max_tokens: must be positive"), APIStatusError, "max_tokens", id="422"),
+    pytest.param(error_status(400, CONTEXT_TOO_LONG), APIStatusError, CONTEXT_TOO_LONG, id="400"),
+    pytest.param(
+        error_status(422, "max_tokens: must be positive"), APIStatusError, "max_tokens: must be positive", id="422"
+    ),
     pytest.param(error_status(500, "EngineCore died"), ServiceUnavailableError, "EngineCore died", id="500"),
     pytest.param(error_status(502, "upstream failed"), ServiceUnavailableError, "upstream failed", id="502"),
     pytest.param(error_status(504, "upstream timed out"), ServiceUnavailableError, "upstream timed out", id="504"),
@@ -91,7 +95,8 @@ def test_an_error_status_is_its_typed_error_with_the_servers_message(
             list(result)
     error = info.value
     assert type(error) is error_type
-    assert said in str(error)
+    assert error.body == said  # the message itself, not the JSON around it
+    assert said in str(error) and '"type"' not in str(error)
     assert error.status_code == int(str(error).split("HTTP ", 1)[1][:3])
     assert error.url.endswith("/v1/chat/completions")
     assert len(openai_server.chats) == 1  # none of these is sent again
@@ -103,6 +108,7 @@ def test_a_429_the_client_may_not_retry_is_a_rate_limit_error_with_its_retry_aft
         make_openai(max_retries=0).complete("hi")
     assert info.value.status_code == 429
     assert info.value.retry_after == 7.0
+    assert info.value.body == "Too many requests from this key"
     assert "Too many requests from this key" in str(info.value)
     assert len(openai_server.chats) == 1
 

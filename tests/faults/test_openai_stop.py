@@ -47,7 +47,7 @@ def read_in_thread(stream):
         finally:
             first.set()
 
-    thread = threading.Thread(target=run, name="test-reader")
+    thread = threading.Thread(target=run, name="test-reader", daemon=True)
     thread.start()
     return thread, received, errors, first
 

@@ -5,6 +5,7 @@ reused by the next round, and stopping some chats leaves the others whole."""
 from __future__ import annotations
 
 import threading
+import time
 
 from faultopenai import (
     ROLE,
@@ -35,7 +36,9 @@ def run_threads(count, target):
         except BaseException as exc:  # the test checks there is none
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(index,), name="chat-%d" % index) for index in range(count)]
+    threads = [
+        threading.Thread(target=run, args=(index,), name="chat-%d" % index, daemon=True) for index in range(count)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -69,7 +72,7 @@ def test_stopping_some_chats_leaves_the_others_whole(openai_server, make_openai)
             echo()(exchange)
 
     openai_server.on("chat", by_prompt)
-    client = make_openai()
+    client = make_openai(timeout=(2, 20))  # a stop that waited for the read timeout would show
     half = THREADS // 2
     streams = [client.events(("stop me %d" if index < half else "keep me %d") % index) for index in range(THREADS)]
     first_events = [threading.Event() for _ in range(THREADS)]
@@ -82,14 +85,16 @@ def test_stopping_some_chats_leaves_the_others_whole(openai_server, make_openai)
         return items
 
     done = []
-    runner = threading.Thread(target=lambda: done.append(run_threads(THREADS, read)))
+    runner = threading.Thread(target=lambda: done.append(run_threads(THREADS, read)), daemon=True)
     runner.start()
     assert all(event.wait(10) for event in first_events[:half])
     assert openai_server.wait_stalled(count=half)
+    started = time.monotonic()
     for stream in streams[:half]:
         stream.stop()
-    runner.join(30)
+    runner.join(25)
     assert not runner.is_alive()
+    assert time.monotonic() - started < 5
     ((results, errors),) = done
 
     assert errors == []

@@ -119,6 +119,7 @@ def test_a_token_echoed_in_an_error_status_is_hidden(openai_server, make_openai,
     error = info.value
     assert TOKEN not in str(error) and TOKEN not in repr(error) and TOKEN not in (error.body or "")
     assert "Invalid API key: hf_*** (check it)" in str(error)
+    assert error.body == "Invalid API key: hf_*** (check it)"
 
 
 def test_a_token_echoed_in_vllms_unauthorized_shape_is_hidden(openai_server, make_openai):
@@ -126,6 +127,7 @@ def test_a_token_echoed_in_vllms_unauthorized_shape_is_hidden(openai_server, mak
     with pytest.raises(APIStatusError) as info:
         make_openai().complete("hi")
     assert "Unauthorized: hf_***" in str(info.value) and TOKEN not in str(info.value)
+    assert info.value.body == "Unauthorized: hf_***"
 
 
 @pytest.mark.parametrize("call", ["chat", "complete", "events"])
