@@ -54,9 +54,9 @@ def read_events(body: StreamedBody, decoder: Decoder, cancel: CancelToken, serve
                 f"of an event stream ({body.excerpt()!r})."
             )
         feed = decoder.feed
-        for event in sse_events(body.chunks()):  # the hot loop: once per event
+        for name, data in sse_events(body.chunks()):  # the hot loop: once per event
             count += 1
-            found = feed(event.event, event.data)
+            found = feed(name, data)
             if decoder.done:
                 cancel.finish(found[-1])  # Done, before it reaches the caller: a stop after it changes nothing
                 outcome = "complete"
@@ -74,7 +74,7 @@ def read_events(body: StreamedBody, decoder: Decoder, cancel: CancelToken, serve
     except UnicodeDecodeError as exc:
         cancel.check()
         outcome = "failed (StreamError)"
-        raise not_utf8(exc) from None
+        raise not_utf8(exc, server) from None
     except GeneratorExit:
         outcome = "complete" if decoder.done else "cancelled"
         raise

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import sseclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -158,6 +159,15 @@ def test_an_event_is_yielded_before_the_next_chunk_is_read():
     assert next(iter_events(chunks())) == ("generating", '["You"]')
 
 
+@pytest.mark.parametrize("first", [b"data: 1\n\nevent: b\n", b"event: a\ndata: 1\n\nevent: b\n"])
+def test_a_whole_event_before_a_partial_one_is_yielded_before_the_next_chunk_is_read(first):
+    def chunks():
+        yield first
+        raise AssertionError("read ahead of the whole event")
+
+    assert next(iter_events(chunks()))[1] == "1"
+
+
 @pytest.mark.parametrize(
     "chunks",
     [
@@ -293,3 +303,30 @@ def test_any_bytes_raise_only_stream_error(raw, cuts):
     except StreamError:
         return
     assert all(isinstance(name, str) and isinstance(data, str) for name, data in events)
+
+
+def sseclient_alone(chunks):
+    """What sseclient-py itself makes of the stream, fed whole lines: the reference."""
+    return [(event.event, event.data) for event in sseclient.SSEClient(whole_lines(chunks)).events()]
+
+
+sse_text = st.lists(
+    st.sampled_from(["data:", "data: ", "event: x", "id: 1", ": c", "\n", "\r", "\r\n", "\n\n", "a", "é", " "]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=sse_text, cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_the_fast_path_reads_every_stream_as_sseclient_does(text, cuts):
+    raw = text.encode("utf-8")
+    chunks = chunked(raw, cuts)
+    assert events_of(chunks) == sseclient_alone(chunks)
+
+
+@pytest.mark.parametrize("stream, end", CASES)
+def test_the_known_streams_read_as_sseclient_reads_them(stream, end):
+    raw, _ = encoded(stream, end)
+    for cut in range(len(raw) + 1):
+        chunks = [raw[:cut], raw[cut:]]
+        assert events_of(chunks) == sseclient_alone(chunks)
