@@ -72,7 +72,7 @@ def _last_event_end(block: bytes) -> int:
 
 
 def _parsed(block: bytes) -> Iterator[Tuple[str, str]]:
-    for event in sseclient.SSEClient((block,)).events():
+    for event in sseclient.SSEClient(iter((block,))).events():
         yield event.event, event.data
 
 
