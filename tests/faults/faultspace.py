@@ -20,6 +20,12 @@ fault with ``space.on(route, reply, times=n)``: the next ``n`` requests to the r
 of them when ``times`` is None) get ``reply`` instead. Replies are built by the functions
 below (``status``, ``json_reply``, ``redirect``, ``reset``, ``stall``, ``event_stream``).
 
+Connections: a request with ``Connection: close`` (or an HTTP/1.0 one without ``Connection:
+keep-alive``) gets ``Connection: close`` in its reply and its connection closed after it, as a
+real HTTP/1.1 server does, so a client that asks for that cannot pass the keep-alive tests.
+``space.requests`` records every request in the order read (method, path, query, headers,
+body, and the ``connection`` it came on: 1 for the server's first).
+
 Threads and sockets: one accept thread, one thread per connection, every connection closed
 by its own thread. Anything that waits (a stall, heartbeats, a gate) wakes as soon as the
 client hangs up or the server stops, and never waits longer than ``MAX_WAIT`` seconds.
@@ -184,6 +190,16 @@ class Request:
     query: Dict[str, List[str]]
     headers: Dict[str, str]  # names lower-cased
     body: bytes = field(repr=False)
+    version: str = "HTTP/1.1"
+    connection: int = 0  # which connection it came on: 1 for the server's first
+
+    @property
+    def wants_close(self) -> bool:
+        """The client asked for its connection to be closed after the reply."""
+        tokens = {token.strip().lower() for token in self.headers.get("connection", "").split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" not in tokens
+        return "close" in tokens
 
 
 class ClientGone(Exception):
@@ -199,7 +215,7 @@ class Exchange:
         self.sock = sock
         self.request = request
         self._stopping = stopping
-        self._keep_alive = keep_alive
+        self._keep_alive = keep_alive and not request.wants_close
         self.byte_by_byte = False
         self._chunked = False
         self.framed = False  # the reply said where its body ends: the connection may serve another
@@ -477,27 +493,29 @@ class FaultSpace:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
-            thread = threading.Thread(target=self._serve, args=(sock,), name="faultspace-conn", daemon=True)
             with self._lock:
                 self.connections += 1
+                number = self.connections
                 self._threads = [t for t in self._threads if t.is_alive()]
+                thread = threading.Thread(target=self._serve, args=(sock, number), name="faultspace-conn", daemon=True)
                 self._threads.append(thread)
             thread.start()
 
     # -- one connection
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, number: int) -> None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while True:
                 request = self._next_request(sock)
                 if request is None:
                     return
+                request.connection = number
                 with self._lock:
                     self.requests.append(request)
                 exchange = Exchange(sock, request, self._stop_reader, self.keep_alive)
                 self._reply_for(request)(exchange)
-                if not (self.keep_alive and exchange.framed):
+                if not (self.keep_alive and exchange.framed) or request.wants_close:
                     return
         except ClientGone:
             pass
@@ -554,7 +572,7 @@ def _read_request(sock: socket.socket) -> Optional[Request]:
             return None
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    method, target, _ = lines[0].split(" ", 2)
+    method, target, version = lines[0].split(" ", 2)
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -567,7 +585,7 @@ def _read_request(sock: socket.socket) -> Optional[Request]:
         body += piece
     sock.settimeout(None)
     parts = urlsplit(target)
-    return Request(method, parts.path, parse_qs(parts.query), headers, body)
+    return Request(method, parts.path, parse_qs(parts.query), headers, body, version.strip())
 
 
 ROUTES = ("config", "upload", "join", "queue/data", "call", "call/stream", "other")

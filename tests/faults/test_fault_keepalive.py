@@ -1,7 +1,11 @@
 """Connection reuse on a server that keeps connections alive (FaultSpace(keep_alive=True)):
 one connection for sequential chats, timeouts restored on a reused connection, no reuse after
 a stream that did not complete, a body held open after the completion, idle connections the
-server closed, and many threads sharing one client's pool."""
+server closed, and many threads sharing one client's pool.
+
+The FaultSpace closes a connection whose request says ``Connection: close``, as a real server
+does, so a client that sent it would fail these tests (on the number of connections); the
+first also checks that no request said it."""
 
 from __future__ import annotations
 
@@ -59,7 +63,10 @@ def test_sequential_chats_use_one_connection(alive, client_of, protocol, image):
     for _ in range(5):
         assert client.complete("hi", images=PNG if image else None) == "Hello world"
         assert "".join(client.chat("hi", images=PNG if image else None)) == "Hello world"
+    asked_to_close = [(r.method, r.path, r.headers.get("connection")) for r in alive.requests if r.wants_close]
+    assert asked_to_close == []  # the client never asks the server to close a connection
     assert alive.connections == 1
+    assert {r.connection for r in alive.requests} == {1}
     assert len(alive.requests_to(WIRES[protocol].stream)) == 10
 
 
