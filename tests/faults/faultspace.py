@@ -18,13 +18,32 @@ Routes (the Gradio 5 layout, ``api_prefix`` ``/gradio_api``), by the name a test
 Each route answers healthily by default ("Hello world" in three pieces). A test scripts a
 fault with ``space.on(route, reply, times=n)``: the next ``n`` requests to the route (all
 of them when ``times`` is None) get ``reply`` instead. Replies are built by the functions
-below (``status``, ``json_reply``, ``redirect``, ``reset``, ``stall``, ``event_stream``).
+below (``status``, ``json_reply``, ``redirect``, ``too_many_requests``, ``reset``, ``stall``,
+``event_stream``). Any route, "other" included, can be made to stall once the server has read
+the whole request: ``space.on("upload", stall())``.
+
+What the server saw and did, for the test to check or wait for (no sleeps that assume a state):
+
+    space.requests            every request, in the order read: ``Request`` (method, path, query,
+                              headers, body, the ``connection`` it came on, 1 for the first)
+    space.requests_to(route)  those to one route
+    space.connections         connections accepted so far
+    space.stalled             the requests whose reply sent all it sends before a stall
+                              (``stall()``, ``STALL``, a ``gate`` not yet open) and waited there,
+                              in the order they got there (they stay when the stall ends)
+    space.idle_connections    kept-alive connections waiting for their next request
+    space.wait_for(condition, timeout)   until ``condition()`` is true (re-checked whenever the
+                              server records something): True, or False after ``timeout`` s
+    space.wait_requests(route, count), space.wait_stalled(route, count)   the same, for
+                              ``count`` requests to (or stalls on) ``route`` (any route if None)
+
+And of the client, for a test that claims a thread is blocked somewhere:
+``wait_until_in(thread, "socket.py", "readinto")`` waits until ``thread`` is in that function
+(there: a blocking read of a response body over plain HTTP).
 
 Connections: a request with ``Connection: close`` (or an HTTP/1.0 one without ``Connection:
 keep-alive``) gets ``Connection: close`` in its reply and its connection closed after it, as a
 real HTTP/1.1 server does, so a client that asks for that cannot pass the keep-alive tests.
-``space.requests`` records every request in the order read (method, path, query, headers,
-body, and the ``connection`` it came on: 1 for the server's first).
 
 Threads and sockets: one accept thread, one thread per connection, every connection closed
 by its own thread. Anything that waits (a stall, heartbeats, a gate) wakes as soon as the
@@ -36,10 +55,13 @@ connection threads so far (the leak test counts threads and descriptors after it
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 import struct
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
@@ -210,12 +232,18 @@ class Exchange:
     """The server's side of one request: the raw socket, and helpers to answer on it."""
 
     def __init__(
-        self, sock: socket.socket, request: Request, stopping: socket.socket, keep_alive: bool = False
+        self,
+        sock: socket.socket,
+        request: Request,
+        stopping: socket.socket,
+        keep_alive: bool = False,
+        on_stall: Optional[Callable[[Request], None]] = None,
     ) -> None:
         self.sock = sock
         self.request = request
         self._stopping = stopping
         self._keep_alive = keep_alive and not request.wants_close
+        self._on_stall = on_stall
         self.byte_by_byte = False
         self._chunked = False
         self.framed = False  # the reply said where its body ends: the connection may serve another
@@ -270,8 +298,15 @@ class Exchange:
             except OSError as exc:
                 raise ClientGone() from exc
 
+    def stalling(self) -> None:
+        """Records that the reply has sent all it sends before it waits (``FaultSpace.stalled``)."""
+        if self._on_stall is not None:
+            self._on_stall(self.request)
+
     def wait_for(self, event: threading.Event) -> None:
         """Waits until the test sets ``event`` (polling the client and the stop signal)."""
+        if not event.is_set():
+            self.stalling()
         for _ in range(int(MAX_WAIT / 0.05)):
             if event.is_set():
                 return
@@ -328,15 +363,26 @@ def redirect(location: str, code: int = 307) -> Reply:
     return status(code, b"", headers={"Location": location})
 
 
+def too_many_requests(
+    retry_after: Union[int, float, str, None] = 1, body: Union[bytes, str] = "Too Many Requests"
+) -> Reply:
+    """A 429 with ``Retry-After: retry_after`` (seconds, or any text such as an HTTP date;
+    no header if None)."""
+    headers = {} if retry_after is None else {"Retry-After": "%s" % retry_after}
+    return status(429, body, headers=headers)
+
+
 def reset() -> Reply:
     """RST right after reading the request: no status line at all."""
     return lambda exchange: exchange.reset()
 
 
 def stall() -> Reply:
-    """Says nothing, until the client hangs up (or MAX_WAIT passes)."""
+    """Says nothing, until the client hangs up (or MAX_WAIT passes); the request has been read
+    whole (``FaultSpace.wait_stalled`` says when it got here)."""
 
     def reply(exchange: Exchange) -> None:
+        exchange.stalling()
         exchange.wait(MAX_WAIT)
 
     return reply
@@ -368,6 +414,8 @@ def RESET(exchange: Exchange) -> None:
 
 
 def STALL(exchange: Exchange) -> None:
+    """Sends nothing more, until the client hangs up (or MAX_WAIT passes); then a FIN."""
+    exchange.stalling()
     exchange.wait(MAX_WAIT)
     raise ClientGone()
 
@@ -390,8 +438,29 @@ def heartbeats(data: bytes, interval: float = 0.05) -> Part:
 
 
 def gate(event: threading.Event) -> Part:
-    """Holds the stream until the test sets ``event`` (e.g. once it has read some text)."""
+    """Holds the stream until the test sets ``event`` (e.g. once it has read some text); while
+    held, the request counts as stalled."""
     return lambda exchange: exchange.wait_for(event)
+
+
+# -- the client's side ----------------------------------------------------------------------
+
+
+def wait_until_in(thread: threading.Thread, filename: str, function: str, timeout: float = 10.0) -> bool:
+    """Whether ``thread`` gets (within ``timeout`` s) into ``function`` of a file named
+    ``filename`` (a base name, e.g. "socket.py"), anywhere in its stack: e.g. blocked in a
+    socket read (``"socket.py", "readinto"``) or in an ``Event.wait`` (``"threading.py", "wait"``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == function and os.path.basename(code.co_filename) == filename:
+                return True
+            frame = frame.f_back
+        if time.monotonic() >= deadline or not thread.is_alive():
+            return False
+        time.sleep(0.001)  # a poll, bounded by the deadline
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -405,6 +474,7 @@ class FaultSpace:
         a reply breaks it or :meth:`close_idle` closes it; else each reply closes it."""
         self.keep_alive = keep_alive
         self.connections = 0  # connections accepted so far
+        self.stalled: List[Request] = []  # requests whose reply reached a stall (stall, STALL, gate), in order
         self._idle: Set[socket.socket] = set()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
@@ -413,11 +483,13 @@ class FaultSpace:
         self.base_url = "http://127.0.0.1:%d" % self.port
         self._stop_reader, self._stop_writer = socket.socketpair()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified whenever the server records something
         self._scripts: Dict[str, List[Tuple[Reply, Optional[int]]]] = {}
         self._threads: List[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept_loop, name="faultspace-accept", daemon=True)
         self.requests: List[Request] = []
         self.errors: List[BaseException] = []  # unexpected failures inside the server
+        self._changes = 0  # how many times the server recorded something (see wait_for)
 
     # -- scripting
 
@@ -449,6 +521,48 @@ class FaultSpace:
     def requests_to(self, route: str) -> List[Request]:
         with self._lock:
             return [request for request in self.requests if route_of(request) == route]
+
+    @property
+    def idle_connections(self) -> int:
+        """Kept-alive connections waiting for their next request."""
+        with self._lock:
+            return len(self._idle)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Waits until ``condition()`` (called without the server's lock held) is true: re-checked
+        whenever the server records a request, a stall, a connection or an idle one, and at
+        least every 0.05 s. False if it is still false after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._changes
+            if condition():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._changed:
+                if self._changes == seen:
+                    self._changed.wait(min(left, 0.05))
+
+    def wait_requests(self, route: Optional[str] = None, count: int = 1, timeout: float = 10.0) -> bool:
+        """Waits until ``count`` requests to ``route`` (to any route if None) have been read."""
+        return self.wait_for(lambda: len(self._matching(self.requests, route)) >= count, timeout)
+
+    def wait_stalled(self, route: Optional[str] = None, count: int = 1, timeout: float = 10.0) -> bool:
+        """Waits until ``count`` replies to ``route`` (any if None) have sent all they send before a
+        stall (``stall()``, ``STALL``, a closed ``gate``) and wait: the client has been sent every
+        byte before it."""
+        return self.wait_for(lambda: len(self._matching(self.stalled, route)) >= count, timeout)
+
+    def _matching(self, requests: List[Request], route: Optional[str]) -> List[Request]:
+        with self._lock:
+            return [request for request in requests if route is None or route_of(request) == route]
+
+    def _recorded(self) -> None:
+        """Wakes wait_for(); called with the lock held, after a change."""
+        self._changes += 1
+        self._changed.notify_all()
 
     # -- running
 
@@ -493,12 +607,13 @@ class FaultSpace:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
-            with self._lock:
+            with self._changed:
                 self.connections += 1
                 number = self.connections
                 self._threads = [t for t in self._threads if t.is_alive()]
                 thread = threading.Thread(target=self._serve, args=(sock, number), name="faultspace-conn", daemon=True)
                 self._threads.append(thread)
+                self._recorded()
             thread.start()
 
     # -- one connection
@@ -511,9 +626,10 @@ class FaultSpace:
                 if request is None:
                     return
                 request.connection = number
-                with self._lock:
+                with self._changed:
                     self.requests.append(request)
-                exchange = Exchange(sock, request, self._stop_reader, self.keep_alive)
+                    self._recorded()
+                exchange = Exchange(sock, request, self._stop_reader, self.keep_alive, self._stalling)
                 self._reply_for(request)(exchange)
                 if not (self.keep_alive and exchange.framed) or request.wants_close:
                     return
@@ -531,18 +647,25 @@ class FaultSpace:
                 pass
             sock.close()
 
+    def _stalling(self, request: Request) -> None:
+        with self._changed:
+            self.stalled.append(request)
+            self._recorded()
+
     def _next_request(self, sock: socket.socket) -> Optional[Request]:
         """The connection's next request; None when the client, close_idle() or stop() ends it."""
-        with self._lock:
+        with self._changed:
             self._idle.add(sock)
+            self._recorded()
         try:
             ready, _, _ = select.select([sock, self._stop_reader], [], [], REQUEST_READ_TIMEOUT)
             if sock not in ready:
                 return None
             return _read_request(sock)
         finally:
-            with self._lock:
+            with self._changed:
                 self._idle.discard(sock)
+                self._recorded()
 
     def _reply_for(self, request: Request) -> Reply:
         route = route_of(request)
