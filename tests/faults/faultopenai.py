@@ -30,7 +30,9 @@ the route (all, if None) get ``reply``. Replies:
     stall() / reset() (before any header), echo() (answers the last user message's text)
 
 Event builders: ``ROLE``, ``content(text, finish_reason)``, ``reasoning(text, field)``,
-``finish(reason)``, ``usage_chunk()``, ``error_event(message)``, ``DONE``.
+``finish(reason)``, ``usage_chunk()``, ``error_event(message)`` (vLLM's error after the
+headers), ``llamacpp_error(message)`` (llama.cpp's ``error:`` line), ``openrouter_error_chunk(message)``
+(OpenRouter's), ``DONE``.
 
 What the server saw and did, for a test to check or to wait for (bounded, no sleeps):
 
@@ -168,6 +170,28 @@ def usage_chunk(usage: Optional[Dict[str, Any]] = None) -> bytes:
 def error_event(message: str, type: str = "BadRequestError", code: int = 400) -> bytes:
     """What vLLM sends when generation fails after the headers (then ``[DONE]``)."""
     return event({"error": {"message": message, "type": type, "param": None, "code": code}})
+
+
+def llamacpp_error(message: str, type: str = "server_error", code: int = 500) -> bytes:
+    """What llama.cpp's server (``server_sent_event(sink, "error", ...)``) sends when generation
+    fails after the headers: an ``error:`` field, not ``data:`` (then ``[DONE]``)."""
+    return b"error: " + json.dumps({"code": code, "message": message, "type": type}).encode("utf-8") + b"\n\n"
+
+
+def openrouter_error_chunk(message: str, code: Any = "server_error") -> bytes:
+    """OpenRouter's mid-stream error: a chunk with the error at its top level and a choice that
+    finishes with ``finish_reason: "error"``."""
+    return event(
+        {
+            "id": COMPLETION_ID,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": MODEL,
+            "provider": "openai",
+            "error": {"code": code, "message": message},
+            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+        }
+    )
 
 
 def answer_events(

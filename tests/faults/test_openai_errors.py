@@ -18,8 +18,10 @@ from faultopenai import (
     error_status,
     event,
     json_reply,
+    llamacpp_error,
     make_openai_fixture,  # noqa: F401  (pytest fixture)
     openai_server_fixture,  # noqa: F401  (pytest fixture)
+    openrouter_error_chunk,
     sse,
     status,
     too_many_requests,
@@ -185,6 +187,35 @@ def test_an_error_in_the_stream_in_the_flat_shape_is_an_app_error_too(openai_ser
     with pytest.raises(AppError) as info:
         make_openai().complete("hi")
     assert info.value.message == "flat error"
+
+
+LLAMACPP_CONTEXT = "the request exceeds the available context size, try increasing it"
+
+
+@pytest.mark.parametrize("call", ["chat", "complete", "events"])
+def test_llamacpps_error_line_in_the_stream_is_an_app_error_not_a_short_answer(openai_server, make_openai, call):
+    """llama.cpp's server writes a failure after the headers as an ``error: {...}`` field (not
+    ``data:``), then ``data: [DONE]``: the answer so far is not the answer."""
+    openai_server.on(
+        "chat", sse(ROLE, content("Hel"), llamacpp_error(LLAMACPP_CONTEXT, "exceed_context_size_error"), DONE)
+    )
+    client = make_openai()
+    with pytest.raises(AppError) as info:
+        result = getattr(client, call)("hi")
+        if call != "complete":
+            list(result)
+    assert LLAMACPP_CONTEXT in str(info.value)
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["with-done", "without-done"])
+def test_openrouters_mid_stream_error_chunk_is_an_app_error_not_a_short_answer(openai_server, make_openai, done):
+    """OpenRouter sends a mid-stream failure as a chunk with ``error`` at its top level and a
+    choice whose finish_reason is "error"."""
+    parts = [ROLE, content("Hel"), openrouter_error_chunk("Provider disconnected unexpectedly")]
+    openai_server.on("chat", sse(*parts, *([DONE] if done else [])))
+    with pytest.raises(AppError) as info:
+        make_openai().complete("hi")
+    assert info.value.message == "Provider disconnected unexpectedly"
 
 
 # -- cut, malformed, or not a stream ------------------------------------------------------------------

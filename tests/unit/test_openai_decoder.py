@@ -249,6 +249,32 @@ def test_a_long_error_message_is_cut_in_the_text_but_whole_in_message():
     assert len(str(info.value)) < 2200
 
 
+def test_openrouters_error_chunk_with_a_choice_is_an_app_error():
+    """OpenRouter's mid-stream failure: ``error`` at the top level beside a choice that finishes
+    with "error" (openai-python raises on any chunk with an ``error``)."""
+    decoder = OpenAIDecoder()
+    decoder.feed("message", chunk({"content": "Hel"}))
+    error_chunk = chunk(
+        {"content": ""}, "error", error={"code": "server_error", "message": "Provider disconnected unexpectedly"}
+    )
+    with pytest.raises(AppError) as info:
+        decoder.feed("message", error_chunk)
+        decoder.feed("message", "[DONE]")
+    assert info.value.message == "Provider disconnected unexpectedly"
+
+
+def test_llamacpps_error_field_then_done_is_an_app_error_not_a_short_answer():
+    """llama.cpp writes a failure after the headers as an ``error:`` line, then ``data: [DONE]``."""
+    stream = (
+        b"data: " + chunk({"content": "Hel"}).encode("utf-8") + b"\n\n"
+        b'error: {"code": 500, "message": "the request exceeds the available context size", "type": "server_error"}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    with pytest.raises(AppError) as info:
+        decode([stream])
+    assert "the request exceeds the available context size" in str(info.value)
+
+
 def test_an_error_of_null_is_no_error():
     assert OpenAIDecoder().feed("message", json.dumps({"error": None, "choices": []})) == []
 
