@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 from faultspace import TOKEN, WIRES, FaultSpace, event_stream, gate
@@ -139,13 +138,8 @@ def test_idle_connections_the_server_closed_are_not_errors(alive, client_of, pro
     client = client_of(alive, protocol)
     for round_number in range(1, 4):
         assert client.complete("hi") == "Hello world"
-        closed = 0
-        for _ in range(1000):  # until the server's thread waits for the next request (at most 10 s)
-            closed = alive.close_idle()
-            if closed:
-                break
-            time.sleep(0.01)
-        assert closed == 1
+        assert alive.wait_for(lambda: alive.idle_connections == 1)  # the server waits for a next request
+        assert alive.close_idle() == 1
         assert alive.wait_idle()  # the server's side is closed for good
         assert alive.connections == round_number
     assert client.complete("hi") == "Hello world"
@@ -168,10 +162,7 @@ def test_many_threads_share_one_client_without_pool_warnings(alive, client_of, c
     threads = [threading.Thread(target=chat) for _ in range(threads_count)]
     for thread in threads:
         thread.start()
-    for _ in range(2000):  # until every stream is open at the same time (at most 20 s)
-        if len(alive.requests_to(wire.stream)) == threads_count:
-            break
-        time.sleep(0.01)
+    assert alive.wait_stalled(wire.stream, count=threads_count, timeout=20)  # every stream open at once
     assert len(alive.requests_to(wire.stream)) == threads_count
     all_streaming.set()
     for thread in threads:

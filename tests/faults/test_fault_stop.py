@@ -1,7 +1,11 @@
 """Stopping one chat (``ChatStream.stop()``, or ``close()`` from another thread) over real
 sockets: a read blocked in another thread returns at once and its iteration ends quietly,
 the server sees the connection close, the client's other chats go on, and a stop after the
-end of a chat leaves its pooled connection alone."""
+end of a chat leaves its pooled connection alone.
+
+No sleeps that assume a state: a test waits (with a deadline) for the FaultSpace to say its
+reply has sent everything before its stall (``space.wait_stalled``) and, where it claims a
+blocked read, for the reader thread to be in a socket read (``wait_until_reading``)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import threading
 import time
 
 import pytest
-from faultspace import EVENT_ID, STALL, TOKEN, WIRES, FaultSpace, event_stream, gate, json_reply
+from faultspace import EVENT_ID, STALL, TOKEN, WIRES, FaultSpace, event_stream, gate, json_reply, wait_until_in
 
 from qvq_sdk import ChatStream, Done, QVQClient
 
@@ -21,6 +25,12 @@ def first_piece_then_stall(wire):
     events = wire.events()
     head = events[:3] if wire.protocol == "queue" else events[:1]  # estimation, start, "Hel" / "Hel"
     return event_stream(*head, STALL)
+
+
+def wait_until_reading(thread):
+    """Whether ``thread`` gets blocked in a socket read (where every read of a body over plain
+    HTTP waits) within 10 s."""
+    return wait_until_in(thread, "socket.py", "readinto")
 
 
 def read_in_thread(chat):
@@ -51,7 +61,8 @@ def test_a_stop_from_another_thread_ends_a_blocked_read_at_once(space, make_clie
     chat = make_client(protocol).chat("hi")
     thread, received, errors, first = read_in_thread(chat)
     assert first.wait(10) and received == ["Hel"]
-    time.sleep(0.1)  # the reader is now blocked in a read of the silent stream
+    assert space.wait_stalled(wire.stream), "the server never reached its stall"
+    assert wait_until_reading(thread), "the reader never blocked in a read of the silent stream"
 
     started = time.monotonic()
     getattr(chat, how)()
@@ -98,7 +109,7 @@ def test_a_stop_between_events_ends_the_chat_at_its_next_step(space, make_client
     space.on(wire.stream, event_stream(*wire.events(("a", "b", "c", "d", "e", "f"), complete=False), STALL))
     chat = make_client(protocol).chat("hi")
     assert next(chat) == "a"
-    time.sleep(0.2)  # everything up to the stall has arrived
+    assert space.wait_stalled(wire.stream)  # everything up to the stall has been sent
     chat.stop()
     assert list(chat) == []
     assert chat.stopped
@@ -139,6 +150,8 @@ def test_close_from_another_thread_is_a_stop_not_a_value_error(space, make_clien
     chat = make_client().chat("hi")
     thread, _received, errors, first = read_in_thread(chat)
     assert first.wait(10)
+    assert space.wait_stalled("queue/data")
+    assert wait_until_reading(thread)  # the chat is executing, in the other thread
     chat.close()  # a generator's close() would raise "ValueError: generator already executing"
     thread.join(5)
     assert not thread.is_alive() and errors == [] and chat.stopped

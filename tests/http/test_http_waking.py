@@ -3,7 +3,9 @@ says the Space's stage, and a FaultSpace in front answers 503 while the Space "s
 
 The client is given both ``space=`` (what it asks the Hub about) and ``base_url=`` (where it
 talks). The wait's pauses are real but short (``WAKE_POLL_SECONDS`` patched to 0.05 s),
-except where a test checks that a stop cuts a real 3 s pause short.
+except where a test checks that a stop cuts a real 3 s pause short: that one waits for the
+wait to say it has begun a pause (``PauseSignal``, wrapping ``qvq_sdk._waking.CLOCK``, the
+wait's clock that tests may replace) and for the reader to be in it, not for a fixed time.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "faults"))
 
-from faultspace import ANSWER, FaultSpace, status
+from faultspace import ANSWER, FaultSpace, status, wait_until_in
 from hubkit import HubStandIn
 
 from qvq_sdk import APITimeoutError, Done, QVQClient, ServiceUnavailableError, WakingUp
@@ -25,6 +27,30 @@ from qvq_sdk import APITimeoutError, Done, QVQClient, ServiceUnavailableError, W
 SPACE = "Qwen/QVQ-72B-preview"
 TOKEN = "hf_WakingTestTokenDoNotLeak0123456789"
 ASLEEP = status(503, '{"error": "The Space is waking up"}', "application/json")
+
+
+class PauseSignal:
+    """The waking wait's clock, as it is (real pauses), and ``pausing``: set as a pause begins."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self.pausing = threading.Event()
+
+    def monotonic(self):
+        return self._clock.monotonic()
+
+    def sleep(self, seconds, *args):
+        self.pausing.set()
+        self._clock.sleep(seconds, *args)
+
+
+@pytest.fixture
+def pauses(monkeypatch):
+    import qvq_sdk._waking
+
+    signal = PauseSignal(qvq_sdk._waking.CLOCK)
+    monkeypatch.setattr("qvq_sdk._waking.CLOCK", signal)
+    return signal
 
 
 @pytest.fixture
@@ -100,7 +126,7 @@ def test_the_wait_ends_at_the_deadline(front, hub, quick_polls):
     assert "SLEEPING" in str(info.value) and "deadline" in str(info.value)
 
 
-def test_a_stop_from_another_thread_cuts_the_wait_short(front, hub):
+def test_a_stop_from_another_thread_cuts_the_wait_short(front, hub, pauses):
     """The real 3 s pause between two looks at the stage ends at once on stop()."""
     front.on("config", ASLEEP)
     hub.set_stages("SLEEPING")
@@ -117,7 +143,8 @@ def test_a_stop_from_another_thread_cuts_the_wait_short(front, hub):
         reader = threading.Thread(target=read)
         reader.start()
         assert waiting.wait(10)
-        time.sleep(0.2)  # well into the pause
+        assert pauses.pausing.wait(10), "the wait never began its pause"
+        assert wait_until_in(reader, "threading.py", "wait"), "the reader is not waiting in the pause"
         stopped_at = time.monotonic()
         chat.stop()
         reader.join(5)

@@ -3,6 +3,8 @@
 - ``ChatStream.stop()`` from another thread while a reader is blocked in the ``slow ID``
   command's stream: the reader's loop ends at once and quietly, the app records that it
   stopped within 1 s of the stop, and another chat of the same client goes on to its end.
+  The stop comes once the app's own record says it is generating (``Server.ticks``) and the
+  reader is in a socket read, not after a fixed pause.
 - A Space "sleeping" behind a front that answers 503 (hubkit.SleepingFront, then a plain
   relay to the Gradio server) while a Hub stand-in (``HF_ENDPOINT``) says SLEEPING, then
   APP_STARTING: the chat waits (``WakingUp`` events) and then gets the Space's real answer.
@@ -19,6 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "faults"))
 
+from faultspace import wait_until_in
 from hubkit import HubStandIn, SleepingFront
 
 from qvq_sdk import Done, QVQClient, ServiceUnavailableError, WakingUp
@@ -58,7 +61,12 @@ def test_stop_from_another_thread_stops_the_space_within_a_second(gradio_server,
         reader.start()
         other_reader.start()
         assert reading.wait(WAIT_LIMIT), "no text from the slow chat"
-        time.sleep(0.3)
+        deadline = time.monotonic() + WAIT_LIMIT
+        while gradio_server.ticks(record_id) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # a poll of the app's record, bounded by the deadline
+        assert gradio_server.ticks(record_id) >= 3, "the app did not go on generating"
+        assert not gradio_server.app_stopped(record_id)  # it is generating as the stop comes
+        assert wait_until_in(reader, "socket.py", "readinto"), "the reader never waited in a read"
 
         stopped_at = time.monotonic()
         chat.stop()
