@@ -5,6 +5,7 @@ is faked with ``responses``: nothing goes on the network."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import time
@@ -628,3 +629,68 @@ def test_stream_returns_the_unread_body(transport, http):
     assert body.content_type == "text/event-stream"
     assert b"".join(body.chunks()) == b"data: 1\n\n"
     body.close()
+
+
+# -- a cancel reaches a request in flight (a real request to 127.0.0.1) --------------------
+
+
+@pytest.fixture
+def stalling_server():
+    """A server on 127.0.0.1 that reads a request and never answers; ``received`` is set
+    once a request head arrived, ``gone`` once the client closed its connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    received, gone = threading.Event(), threading.Event()
+    accepted = []
+
+    def serve():
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        accepted.append(connection)
+        data = b""
+        try:
+            while True:
+                piece = connection.recv(65536)
+                if not piece:
+                    break
+                data += piece
+                if b"\r\n\r\n" in data:
+                    received.set()
+        except OSError:
+            pass
+        gone.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", received, gone
+    listener.close()
+    for connection in accepted:
+        connection.close()
+
+
+@pytest.mark.parametrize("how", ["stop", "close"])
+def test_a_cancel_ends_a_request_in_flight_at_once(stalling_server, how):
+    url, received, gone = stalling_server
+    transport = make(origin=url, timeout=(5.0, 5.0))
+    cancel = CancelToken()
+    transport.track(cancel)
+
+    def cancel_once_sent():
+        assert received.wait(5.0)
+        time.sleep(0.05)  # into the blocked read
+        if how == "stop":
+            cancel.cancel(STOPPED)
+        else:
+            transport.close()
+
+    threading.Thread(target=cancel_once_sent, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled) as caught:
+        get(transport, url + "/config", cancel=cancel)
+    assert time.monotonic() - started < 1.0  # not the read timeout of 5 s
+    assert caught.value.reason == (STOPPED if how == "stop" else CLOSED)
+    assert gone.wait(1.0)  # the server sees the connection close: it stops the job
+    assert cancel._aborts == {}
+    transport.close()
