@@ -276,8 +276,11 @@ def test_the_body_s_abort_is_unregistered_before_the_body_ends(ending):
     assert cancel._aborts == {}
 
 
-def test_bytes_that_are_not_utf8_are_a_stream_error():
-    body = FakeBody([sse("text", "a"), b"data: caf\xe9\n\n"])
+@pytest.mark.parametrize(
+    "bad", [b"data: caf\xe9\n\n", b"event: text\ndata: caf\xe9\n\n", b"event: caf\xe9\ndata: x\n\n"]
+)
+def test_bytes_that_are_not_utf8_are_a_stream_error(bad):
+    body = FakeBody([sse("text", "a"), bad])
     events, _ = loop(body)
     next(events)
     with pytest.raises(StreamError, match="not UTF-8") as caught:
