@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-import secrets
+import os
 import threading
 from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, TypeVar
 
@@ -209,7 +209,7 @@ class Space:
                 f"{config.queue_protocol!r} queue protocol, which this client does not speak."
             )
         prefix = f"{self._base_url}{config.api_prefix}"
-        session_hash = secrets.token_hex(8)
+        session_hash = os.urandom(8).hex()  # what secrets.token_hex does, without importing hmac and hashlib
         url = f"{prefix}/queue/join"
         payload = {
             "data": data,
