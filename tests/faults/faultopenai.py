@@ -21,7 +21,8 @@ request's body asks for it (``stream_options.include_usage``), then ``data: [DON
 A test scripts a reply with ``server.on(route, reply, times=n)``: the next ``n`` requests to
 the route (all, if None) get ``reply``. Replies:
 
-    answer(pieces, reasoning=..., field=..., finish_reason=..., done=...)   a whole stream
+    answer(pieces, reasoning_pieces=..., field=..., finish_reason=..., done=..., usage=...)
+                         a whole stream (``field``: "reasoning_content" or "reasoning")
     sse(*parts)          a 200 event stream of parts: bytes (one chunk each) or callables
                          acting in place: STALL, RESET, CLOSE, gate(event), USAGE (the usage
                          chunk if the request asked for it)
@@ -46,6 +47,9 @@ What the server saw and did, for a test to check or to wait for (bounded, no sle
                               by the server), in order: how vLLM learns to abort a generation
     server.wait_for(condition, timeout), server.wait_requests(route, count, timeout),
     server.wait_stalled(route, count, timeout), server.wait_client_closed(connection, timeout)
+
+``server.close_idle()`` closes the kept-alive connections waiting for a request, as a server
+does at its keep-alive timeout. Images for requests: ``PNG``, ``GIF``, ``make_png(w, h)``.
 
 Anything that waits (a stall, a gate) wakes as soon as the client hangs up or the server
 stops, and never lasts longer than ``MAX_WAIT``. ``stop()`` joins every thread and closes

@@ -237,3 +237,21 @@ def test_a_silent_stream_ends_at_the_read_timeout(openai_server, make_openai):
     assert 0.35 <= time.monotonic() - started < 2.5
     assert "read timeout" in str(info.value)
     assert openai_server.wait_client_closed(timeout=5)
+
+
+def test_a_chat_made_before_client_close_and_read_after_it_sends_nothing(openai_server, make_openai):
+    client = make_openai()
+    chat = client.chat("hi")
+    client.close()
+    with pytest.raises(APIConnectionError) as info:
+        next(chat)
+    assert "closed" in str(info.value)
+    assert openai_server.requests == []
+
+
+def test_client_close_closes_the_pooled_connection(openai_server, make_openai):
+    client = make_openai()
+    assert client.complete("hi") == ANSWER
+    assert openai_server.wait_for(lambda: openai_server.idle_connections == 1)
+    client.close()
+    assert openai_server.wait_client_closed(1, timeout=5)
