@@ -5,6 +5,7 @@ is faked with ``responses``: nothing goes on the network."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
@@ -552,6 +553,19 @@ def test_redact_text_hides_both_tokens():
     transport = make()
     assert transport.redact_text(f"a {TOKEN} b {HUB_TOKEN} c {TOKEN}") == "a hf_*** b hf_*** c hf_***"
     assert make(hub_token=None).redact_text(f"{TOKEN} {HUB_TOKEN}") == f"hf_*** {HUB_TOKEN}"
+
+
+def test_the_debug_lines_never_hold_a_token(transport, http, waits, caplog):
+    caplog.set_level(logging.DEBUG, logger="qvq_sdk")
+    inner = urllib3.exceptions.NewConnectionError(None, f"refused; the proxy said Bearer {TOKEN} and {HUB_TOKEN}")
+    echoed = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", inner))
+    http.add(responses.GET, SPACE_URL + "/x", body=echoed)
+    with pytest.raises(APIConnectionError):
+        get(transport, SPACE_URL + "/x")
+    lines = [record.getMessage() for record in caplog.records if record.name == "qvq_sdk"]
+    assert any("failed after" in line for line in lines) and any(line.startswith("retrying") for line in lines)
+    assert all(TOKEN not in line and HUB_TOKEN not in line for line in lines)
+    assert any("Bearer hf_*** and hf_***" in line for line in lines)
 
 
 # -- how errors name the server ------------------------------------------------------------
