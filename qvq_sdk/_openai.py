@@ -72,7 +72,9 @@ def request_body(request: ChatRequest) -> Dict[str, Any]:
     if generation.temperature is not None:
         body["temperature"] = generation.temperature
     if generation.extra_body:
-        body.update(generation.extra_body)
+        extra = dict(generation.extra_body)
+        body["stream_options"] = {**body["stream_options"], **extra.pop("stream_options", {})}  # merged, not replaced
+        body.update(extra)
     return body
 
 

@@ -10,9 +10,11 @@ No I/O here. Each event's data is a ``chat.completion.chunk`` (JSON) or ``[DONE]
 - ``data: [DONE]`` ends the answer (:class:`Done`). A stream that ends without it but after
   a ``finish_reason`` is complete too; one that ends with neither is cut off
   (:class:`StreamError`), never a short answer.
-- ``data: {"error": ...}`` (vLLM sends it after the headers, then ``[DONE]``) is an
-  :class:`AppError` with the server's message: raised at once, the text before it having
-  been yielded.
+- ``data: {"error": ...}`` (vLLM sends it after the headers, then ``[DONE]``; OpenRouter
+  beside a choice whose ``finish_reason`` is ``"error"``), and llama.cpp's ``error:`` field
+  (an event named ``error``: see :mod:`qvq_sdk._sse`), are an :class:`AppError` with the
+  server's message: raised at once, the text before it having been yielded.
+- With several choices (``n`` > 1 in ``extra_body``), the first (``index`` 0) is read.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ def _usage(value: Any) -> Optional[Usage]:
     )
 
 
+def _error_value(data: str) -> Any:
+    """What an ``error:`` field holds: JSON, or the text itself."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return data
+
+
 def stream_error(error: Any) -> AppError:
     """The exception for an error the server sent inside the stream."""
     message = error.get("message") if isinstance(error, dict) else error
@@ -79,44 +89,51 @@ class OpenAIDecoder:
         self._usage: Optional[Usage] = None
 
     def feed(self, name: str, data: str) -> List[Event]:
-        """The events one server-sent event means (its name is unused)."""
+        """The events one server-sent event means."""
         if self.done:
             return []
+        if name == "error":  # llama.cpp's server: an `error:` field instead of data
+            raise stream_error(_error_value(data))
         if data == "[DONE]":
             return self._complete()
         chunk = _parse(data)
         if type(chunk) is not dict:
             raise StreamError(f"The server sent an event of an unexpected shape: {excerpt(data)!r}")
-        choices = chunk.get("choices")
-        if type(choices) is list and choices:
-            choice = choices[0]
-            delta = choice.get("delta") if type(choice) is dict else None
-            if type(delta) is not dict:
-                raise StreamError(f"The server sent a choice without a delta: {excerpt(data)!r}")
-            events: List[Event] = []
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning:
-                if type(reasoning) is not str:
-                    raise StreamError(f"The server sent reasoning that is not text: {excerpt(data)!r}")
-                self._reasoning.append(reasoning)
-                events.append(ReasoningUpdate(reasoning, buffer=self._reasoning))
-            content = delta.get("content")
-            if content:
-                if type(content) is not str:
-                    raise StreamError(f"The server sent content that is not text: {excerpt(data)!r}")
-                self._text.append(content)
-                events.append(new_text_update(content, False, self._text))
-            finish_reason = choice.get("finish_reason")
-            if finish_reason is not None:
-                self._finish_reason = str(finish_reason)
-            if "usage" in chunk:
-                self._usage = _usage(chunk["usage"]) or self._usage
-            return events
-        if chunk.get("error") is not None or chunk.get("object") == "error":
-            raise stream_error(chunk.get("error", chunk))
+        error = chunk.get("error")
+        if error is not None or chunk.get("object") == "error":  # before the choices: OpenRouter sends both
+            raise stream_error(chunk if error is None else error)
         if "usage" in chunk:
             self._usage = _usage(chunk["usage"]) or self._usage
-        return []
+        choices = chunk.get("choices")
+        if type(choices) is not list or not choices:
+            return []
+        choice = choices[0]
+        if type(choice) is dict and choice.get("index", 0) != 0:  # several choices (n > 1): the first
+            choice = next((c for c in choices if type(c) is dict and c.get("index", 0) == 0), None)
+            if choice is None:
+                return []
+        delta = choice.get("delta") if type(choice) is dict else None
+        if type(delta) is not dict:
+            raise StreamError(f"The server sent a choice without a delta: {excerpt(data)!r}")
+        events: List[Event] = []
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning:
+            if type(reasoning) is not str:
+                raise StreamError(f"The server sent reasoning that is not text: {excerpt(data)!r}")
+            self._reasoning.append(reasoning)
+            events.append(ReasoningUpdate(reasoning, buffer=self._reasoning))
+        content = delta.get("content")
+        if content:
+            if type(content) is not str:
+                raise StreamError(f"The server sent content that is not text: {excerpt(data)!r}")
+            self._text.append(content)
+            events.append(new_text_update(content, False, self._text))
+        finish_reason = choice.get("finish_reason")
+        if finish_reason is not None:
+            if finish_reason == "error":
+                raise stream_error("the server ended the answer with finish_reason 'error'")
+            self._finish_reason = str(finish_reason)
+        return events
 
     def _complete(self) -> List[Event]:
         self.done = True

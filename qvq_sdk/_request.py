@@ -82,6 +82,15 @@ def check_generation(max_tokens: Any, temperature: Any, extra_body: Any) -> Gene
             raise InputError(
                 "extra_body must be a dict with str keys, merged into the request body.", input="extra_body"
             )
+        owned = sorted(set(extra_body) & {"messages", "stream"})
+        if owned:
+            raise InputError(
+                f"extra_body cannot set {', '.join(owned)}: qvq-sdk sends the messages it was given, as a "
+                "stream. Pass them as messages= (and model= for the model).",
+                input="extra_body",
+            )
+        if "stream_options" in extra_body and not isinstance(extra_body["stream_options"], Mapping):
+            raise InputError("extra_body's stream_options must be a dict.", input="extra_body")
         try:
             json.dumps(extra_body, allow_nan=False)
         except (TypeError, ValueError) as exc:

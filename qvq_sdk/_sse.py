@@ -8,16 +8,20 @@ of over 100 KB). So it is fed whole lines only: :func:`whole_lines` joins the pi
 a line once, when its end arrives. It also drops a UTF-8 byte-order mark at the start of
 the stream, which would otherwise hide the first event's field name.
 
+One field the format does not have is read too: ``error:``, which llama.cpp's server sends
+when it fails mid-stream, becomes an event named ``error``.
+
 Nearly every event Gradio and OpenAI-compatible servers send is one chunk holding exactly
 ``data: <one line>\\n\\n``. :func:`events` reads such a chunk itself (sseclient-py spends
 about 2 µs of Python per event on it: as much as decoding the JSON inside) and hands every
 other chunk, from there to the end of the next event, to sseclient-py. Both give the same
 ``(event name, data)`` pairs; ``tests/unit/test_sse.py`` checks that on random streams cut
-at every byte.
+in random places.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator, List, Tuple
 
 import sseclient
@@ -26,6 +30,9 @@ from .errors import StreamError
 
 _BOM = b"\xef\xbb\xbf"
 _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
+# llama.cpp's server reports a failure with an `error:` field, which the SSE format ignores:
+# read as an event named "error" (what its other fields would be called in a browser).
+_ERROR_FIELD = re.compile(rb"(^|[\r\n])error:")
 
 
 def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -67,11 +74,22 @@ def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _last_event_end(block: bytes) -> int:
-    """Where the last whole event of ``block`` ends (0: none does)."""
-    return max(block.rfind(end) + len(end) if end in block else 0 for end in _EVENT_ENDS)
+    """Where the last whole event of ``block`` ends, as sseclient-py splits it (0: none does):
+    line by line, an event ends where the text since the last one ends with an empty line."""
+    end = position = 0
+    tail = b""  # the last bytes since the last event's end: all that endswith() looks at
+    for line in block.splitlines(True):
+        position += len(line)
+        tail = (tail + line)[-4:]
+        if tail.endswith(_EVENT_ENDS):
+            end = position
+            tail = b""
+    return end
 
 
 def _parsed(block: bytes) -> Iterator[Tuple[str, str]]:
+    if b"error:" in block:
+        block = _ERROR_FIELD.sub(rb"\1event: error\ndata:", block)
     for event in sseclient.SSEClient(iter((block,))).events():
         yield event.event, event.data
 
@@ -95,7 +113,7 @@ def events(chunks: Iterable[bytes]) -> Iterator[Tuple[str, str]]:
         if chunk[:1] not in (b"\n", b"\r") and not any(end in chunk for end in _EVENT_ENDS):
             continue  # no event ends in it
         block = b"".join(pending)
-        cut = len(block) if block.endswith(_EVENT_ENDS) else _last_event_end(block)
+        cut = _last_event_end(block)
         if cut:  # sseclient-py reads the slow chunks up to the end of their last whole event
             pending = [block[cut:]] if cut < len(block) else []
             yield from _parsed(block[:cut])

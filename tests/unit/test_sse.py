@@ -1,6 +1,7 @@
 """qvq_sdk._sse: byte chunks → (event, data), however the bytes are split."""
 
 import json
+import re
 
 import pytest
 import sseclient
@@ -306,17 +307,21 @@ def test_any_bytes_raise_only_stream_error(raw, cuts):
 
 
 def sseclient_alone(chunks):
-    """What sseclient-py itself makes of the stream, fed whole lines: the reference."""
-    return [(event.event, event.data) for event in sseclient.SSEClient(whole_lines(chunks)).events()]
+    """What sseclient-py itself makes of the stream, fed whole lines, an ``error:`` field read
+    as an event named error (llama.cpp's): the reference."""
+    raw = re.sub(rb"(^|[\r\n])error:", rb"\1event: error\ndata:", b"".join(chunks))
+    return [(event.event, event.data) for event in sseclient.SSEClient(whole_lines([raw])).events()]
 
 
 sse_text = st.lists(
-    st.sampled_from(["data:", "data: ", "event: x", "id: 1", ": c", "\n", "\r", "\r\n", "\n\n", "a", "é", " "]),
+    st.sampled_from(
+        ["data:", "data: ", "event: x", "id: 1", ": c", "error: e", "\n", "\r", "\r\n", "\n\n", "a", "é", " "]
+    ),
     max_size=40,
 ).map("".join)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(text=sse_text, cuts=st.lists(st.integers(0, 400), max_size=8))
 def test_the_fast_path_reads_every_stream_as_sseclient_does(text, cuts):
     raw = text.encode("utf-8")
@@ -330,3 +335,9 @@ def test_the_known_streams_read_as_sseclient_reads_them(stream, end):
     for cut in range(len(raw) + 1):
         chunks = [raw[:cut], raw[cut:]]
         assert events_of(chunks) == sseclient_alone(chunks)
+
+
+def test_an_error_field_is_an_event_named_error():
+    """llama.cpp's server fails mid-stream with an `error:` field, which plain SSE ignores."""
+    raw = b'data: {"a": 1}\n\nerror: {"message": "boom"}\n\ndata: [DONE]\n\n'
+    assert events_of([raw]) == [("message", '{"a": 1}'), ("error", '{"message": "boom"}'), ("message", "[DONE]")]
