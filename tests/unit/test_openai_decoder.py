@@ -416,3 +416,12 @@ def test_a_stream_cut_before_done_and_finish_is_a_stream_error_wherever_it_is_cu
     else:
         with pytest.raises(StreamError):
             decode([data])
+
+
+def test_with_several_choices_only_the_first_is_read():
+    decoder = OpenAIDecoder()
+    second = {"choices": [{"index": 1, "delta": {"content": "B"}, "finish_reason": None}]}
+    first = {"choices": [{"index": 0, "delta": {"content": "A"}, "finish_reason": "stop"}]}
+    events = decoder.feed("message", json.dumps(second)) + decoder.feed("message", json.dumps(first))
+    events += decoder.feed("message", "[DONE]")
+    assert events[-1].text == "A"

@@ -308,3 +308,21 @@ def test_the_protocol_cannot_change_between_a_space_and_a_server():
         assert client.protocol == "openai"
     finally:
         client.close()
+
+
+def test_extra_body_merges_stream_options_instead_of_replacing_them():
+    sent = body("hi", extra_body={"stream_options": {"continuous_usage_stats": True}, "top_p": 0.5})
+    assert sent["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    assert sent["top_p"] == 0.5 and sent["stream"] is True
+
+
+@pytest.mark.parametrize("key", ["messages", "stream"])
+def test_extra_body_cannot_take_over_the_messages_or_the_stream(key):
+    with pytest.raises(InputError) as info:
+        check_generation(None, None, {key: False})
+    assert info.value.input == "extra_body" and key in str(info.value)
+
+
+def test_extra_body_stream_options_must_be_a_dict():
+    with pytest.raises(InputError):
+        check_generation(None, None, {"stream_options": True})
