@@ -261,6 +261,27 @@ def test_a_chat_waiting_for_another_chats_config_fetch_can_be_stopped(space, mak
     assert isinstance(a.error, APIConnectionError)
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_waiter_fetches_the_config_itself_when_the_fetching_chat_is_stopped(space, make_client, protocol):
+    """Chat A's /config fetch stalls and A is stopped: chat B, which waited for it, fetches
+    /config itself and gets its answer."""
+    space.on("config", stall(), times=1)
+    client = make_client(protocol, timeout=(2, 6))
+    chat = client.events("a")
+    a = Runner(drain(chat))
+    assert space.wait_stalled("config")
+    b = Runner(lambda: client.complete("b"))
+    assert space.wait_for(lambda: config_waiters(client) == 1)
+
+    chat.stop()
+    a.join()
+    b.join()
+
+    assert a.error is None and a.result == [] and chat.stopped
+    assert b.error is None and b.result == "Hello world"
+    assert len(space.requests_to("config")) == 2
+
+
 def test_many_threads_fetch_the_config_once(space, make_client):
     """Eight chats start together while /config is held: one fetches it, the seven others
     wait for it, and all eight get their answer from that one fetch."""
