@@ -89,7 +89,28 @@ class TextBuffer:
         return "".join(self._pieces[:count])
 
 
-class TextUpdate:
+class _Update:
+    """What text and reasoning updates share: a ``delta``, the text so far (joined from the
+    chat's :class:`TextBuffer` only when asked for), and immutability."""
+
+    __slots__ = ("_buffer", "_count", "delta")
+    delta: str
+    _buffer: TextBuffer
+    _count: int
+
+    @property
+    def text(self) -> str:
+        """The whole text so far: of the answer (``TextUpdate``), of the reasoning (``ReasoningUpdate``)."""
+        return self._buffer.text(self._count)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a {type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: a {type(self).__name__} is immutable")
+
+
+class TextUpdate(_Update):
     """New text from the Space. Immutable, like the other events.
 
     Attributes:
@@ -98,11 +119,8 @@ class TextUpdate:
         replaced: True when the Space rewrote text it had already sent.
     """
 
-    __slots__ = ("_buffer", "_count", "delta", "replaced")
-    delta: str
+    __slots__ = ("replaced",)
     replaced: bool
-    _buffer: TextBuffer
-    _count: int
 
     def __init__(self, delta: str, *, replaced: bool = False, buffer: Optional[TextBuffer] = None) -> None:
         if buffer is None:
@@ -112,17 +130,6 @@ class TextUpdate:
         set_slot(self, "replaced", replaced)
         set_slot(self, "_buffer", buffer)
         set_slot(self, "_count", buffer.count)
-
-    @property
-    def text(self) -> str:
-        """The whole answer so far (joined only when asked for)."""
-        return self._buffer.text(self._count)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}: a TextUpdate is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}: a TextUpdate is immutable")
 
     def __reduce__(self) -> Tuple[Any, Tuple[str, bool, str]]:  # copy and pickle keep the text
         return _restore_text_update, (self.delta, self.replaced, self.text)
@@ -163,7 +170,7 @@ def new_text_update(delta: str, replaced: bool, buffer: TextBuffer) -> TextUpdat
     return _NewTextUpdate(delta, replaced, buffer)
 
 
-class ReasoningUpdate:
+class ReasoningUpdate(_Update):
     """New reasoning from the model, apart from the answer (the OpenAI-compatible protocol
     only: ``delta.reasoning_content`` or ``delta.reasoning``). Immutable, like the other events.
 
@@ -171,10 +178,7 @@ class ReasoningUpdate:
         delta: What to add to the reasoning received so far.
     """
 
-    __slots__ = ("_buffer", "_count", "delta")
-    delta: str
-    _buffer: TextBuffer
-    _count: int
+    __slots__ = ()
 
     def __init__(self, delta: str, *, buffer: Optional[TextBuffer] = None) -> None:
         if buffer is None:
@@ -183,17 +187,6 @@ class ReasoningUpdate:
         set_slot(self, "delta", delta)
         set_slot(self, "_buffer", buffer)
         set_slot(self, "_count", buffer.count)
-
-    @property
-    def text(self) -> str:
-        """The whole reasoning so far (joined only when asked for)."""
-        return self._buffer.text(self._count)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}: a ReasoningUpdate is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}: a ReasoningUpdate is immutable")
 
     def __reduce__(self) -> Tuple[Any, Tuple[str, str]]:  # copy and pickle keep the text
         return _restore_reasoning_update, (self.delta, self.text)
