@@ -7,9 +7,10 @@ server sent, like a JSON decoder's ``.doc``); and clears the local variables of 
 its traceback passed through that have finished (the transport's, requests' and urllib3's,
 whose ``headers`` carry the token; error trackers record frame locals by default). The
 frames still running (the caller's) are left alone, and so are the frames of generators
-other than qvq-sdk's: clearing a suspended generator's frame would end the generator, and
-the chain may reach an error the caller was handling, with the caller's generators in it.
-qvq-sdk's own generators in the chain have finished: the error left them. The text of
+other than those of qvq-sdk and the libraries it reads through (:data:`_READERS`): clearing
+a suspended generator's frame would end the generator, and the chain may reach an error the
+caller was handling, with the caller's generators in it. The readers' generators in the
+chain have finished: the error left them. The text of
 errors that quote the server is redacted by the transport
 (:meth:`~qvq_sdk._transport.Transport.redact`).
 """
@@ -21,6 +22,8 @@ from types import TracebackType
 from typing import Optional, Set
 
 _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+#: The modules whose generators read what the server sent for qvq-sdk (their frames hold it).
+_READERS = ("qvq_sdk.", "urllib3.", "requests.", "sseclient", "http.client")
 
 
 def scrub(error: BaseException) -> None:
@@ -39,7 +42,7 @@ def _clear_frames(tb: Optional[TracebackType]) -> None:
     """Clears the finished frames of a traceback (see the module)."""
     while tb is not None:
         frame = tb.tb_frame
-        if not frame.f_code.co_flags & _GENERATOR_FLAGS or frame.f_globals.get("__name__", "").startswith("qvq_sdk."):
+        if not frame.f_code.co_flags & _GENERATOR_FLAGS or frame.f_globals.get("__name__", "").startswith(_READERS):
             try:
                 frame.clear()
             except RuntimeError:  # still running
