@@ -98,7 +98,8 @@ def status_error(
         advice = server.bad_token if authenticated else server.no_token
         return AuthenticationError(f"{name} refused access (HTTP {status}{said}). {advice}", **fields)
     if status == 404:
-        return NotFoundError(f"Not found (HTTP 404) at {url}{said}. {server.not_found}", **fields)
+        end = "" if said.endswith((".", "!", "?")) else "."  # the server's words may end a sentence
+        return NotFoundError(f"Not found (HTTP 404) at {url}{said}{end} {server.not_found}", **fields)
     if status == 429:
         retry_after = parse_retry_after(response.headers)
         when = f"retry in {retry_after:.0f} s" if retry_after is not None else "retry later"
