@@ -1,6 +1,11 @@
 """A fault-injecting OpenAI-compatible server on 127.0.0.1, framed as vLLM frames its replies,
 for the tests of ``protocol="openai"`` (the approach of faultspace.py, without its Gradio routes).
 
+This module holds what is vLLM's own: its routes, its healthy answers, its events and error
+shapes, the head as uvicorn writes it (``server: uvicorn``, lower-case header names). The
+HTTP/1.1 server, the request record, the waits and the reply primitives are rawhttp.py's
+(shared with faultspace.py); the replies a test needs are importable from here as well.
+
 Raw sockets, one thread per connection, HTTP/1.1 keep-alive (a connection serves request
 after request, as uvicorn does under vLLM) unless a request says ``Connection: close``, or a
 reply has no framing or breaks the connection. Every byte is written by hand, so a test
@@ -27,8 +32,8 @@ the route (all, if None) get ``reply``. Replies:
                          acting in place: STALL, RESET, CLOSE, gate(event), USAGE (the usage
                          chunk if the request asked for it)
     error_status(code, message), UNAUTHORIZED (vLLM's 401 ``{"error": "Unauthorized"}``),
-    too_many_requests(retry_after), unavailable(), status(...), json_reply(...), redirect(...),
-    stall() / reset() (before any header), echo() (answers the last user message's text)
+    too_many_requests(retry_after), unavailable(), echo() (answers the last user message's text);
+    rawhttp's status(...), json_reply(...), redirect(...), stall() / reset() (before any header)
 
 Event builders: ``ROLE``, ``content(text, finish_reason)``, ``reasoning(text, field)``,
 ``finish(reason)``, ``usage_chunk()``, ``error_event(message)`` (vLLM's error after the
@@ -62,17 +67,16 @@ environment) are defined at the end: a test module imports ``openai_server_fixtu
 from __future__ import annotations
 
 import json
-import select
-import socket
 import struct
-import threading
-import time
 import zlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import pytest
+from rawhttp import Exchange, Part, RawHTTPServer, Reply, Request, event_stream, json_reply
+
+# isort: split
+# Only re-exported: the tests import these from here.
+from rawhttp import CLOSE, MAX_WAIT, RESET, STALL, gate, redirect, reset, stall, status  # noqa: F401
 
 from qvq_sdk import QVQClient
 
@@ -85,11 +89,6 @@ ANSWER = "".join(ANSWER_PIECES)
 REASONING_PIECES = ("Let me ", "look at it.")
 REASONING = "".join(REASONING_PIECES)
 USAGE_COUNTS = {"prompt_tokens": 21, "total_tokens": 33, "completion_tokens": 12}
-SSE = "text/event-stream; charset=utf-8"
-
-MAX_WAIT = 30.0  # seconds any stall or gate lasts at most
-REQUEST_LIMIT = 64 * 1024 * 1024  # bytes of a request the server reads at most
-IDLE_TIMEOUT = 10.0  # seconds a kept-alive connection waits for its next request
 
 
 # -- images a chat may carry ---------------------------------------------------------------------
@@ -213,183 +212,25 @@ def answer_events(
     return events
 
 
-# -- one request and its reply, on one connection --------------------------------------------------
+# -- the head as uvicorn writes it, and what a request asks for -----------------------------------
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: Dict[str, List[str]]
-    headers: Dict[str, str]  # names lower-cased
-    body: bytes = field(repr=False)
-    version: str = "HTTP/1.1"
-    connection: int = 0  # which connection it came on: 1 for the server's first
+class UvicornExchange(Exchange):
+    """rawhttp's Exchange, writing the head as uvicorn does under vLLM: ``server: uvicorn`` first,
+    and every header name in lower case (Starlette lower-cases them)."""
 
-    @property
-    def json(self) -> Any:
-        """The body as JSON, or None."""
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except ValueError:
-            return None
-
-    @property
-    def include_usage(self) -> bool:
-        document = self.json
-        options = document.get("stream_options") if isinstance(document, dict) else None
-        return isinstance(options, dict) and options.get("include_usage") is True
-
-    @property
-    def wants_close(self) -> bool:
-        """The client asked for its connection to be closed after the reply."""
-        tokens = {token.strip().lower() for token in self.headers.get("connection", "").split(",")}
-        if self.version == "HTTP/1.0":
-            return "keep-alive" not in tokens
-        return "close" in tokens
+    preamble = ("server: uvicorn",)
+    lower_case = True
 
 
-class ClientGone(Exception):
-    """The reply ends here: the client hung up (``by_client``), or the server ends it."""
-
-    def __init__(self, by_client: bool) -> None:
-        super().__init__("the client hung up" if by_client else "the server ended the connection")
-        self.by_client = by_client
-
-
-class Exchange:
-    """The server's side of one request: the raw socket, and helpers to answer on it."""
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        request: Request,
-        stopping: socket.socket,
-        keep_alive: bool,
-        on_stall: Callable[[Request], None],
-    ) -> None:
-        self.sock = sock
-        self.request = request
-        self._stopping = stopping
-        self._keep_alive = keep_alive and not request.wants_close
-        self._on_stall = on_stall
-        self.byte_by_byte = False
-        self._chunked = False
-        self.framed = False  # the reply said where its body ends: the connection may serve another
-
-    def send(self, data: bytes) -> None:
-        try:
-            if self.byte_by_byte:
-                for index in range(len(data)):
-                    self.sock.sendall(data[index : index + 1])
-            else:
-                self.sock.sendall(data)
-        except OSError as exc:
-            raise ClientGone(by_client=True) from exc
-
-    def head(self, code: int, headers: Sequence[Tuple[str, str]], chunked: bool = False) -> None:
-        self._chunked = chunked
-        lines = ["HTTP/1.1 %d %s" % (code, REASONS.get(code, "Status")), "server: uvicorn"]
-        lines += ["%s: %s" % pair for pair in headers]
-        if chunked:
-            lines.append("transfer-encoding: chunked")
-        self.framed = chunked or any(name.lower() == "content-length" for name, _ in headers)
-        if not (self._keep_alive and self.framed):
-            lines.append("connection: close")
-        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    @property
-    def keeps_alive(self) -> bool:
-        return self._keep_alive and self.framed
-
-    def body(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._chunked:
-            data = b"%x\r\n%s\r\n" % (len(data), data)
-        self.send(data)
-
-    def end(self) -> None:
-        if self._chunked:
-            self.send(b"0\r\n\r\n")
-
-    def reset(self) -> None:
-        """Closes with RST instead of FIN: what a crashed server or a dropped route looks like."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.sock.close()
-        raise ClientGone(by_client=False)
-
-    def wait(self, seconds: float) -> None:
-        """Waits ``seconds``; raises ClientGone at once if the client hangs up or the server stops."""
-        ready, _, _ = select.select([self.sock, self._stopping], [], [], seconds)
-        if self._stopping in ready:
-            raise ClientGone(by_client=False)
-        if self.sock in ready:
-            try:
-                data = self.sock.recv(65536)
-            except OSError as exc:
-                raise ClientGone(by_client=True) from exc
-            if not data:
-                raise ClientGone(by_client=True)
-
-    def stalling(self) -> None:
-        """Records that the reply has sent all it sends before it waits (``server.stalled``)."""
-        self._on_stall(self.request)
-
-    def wait_for(self, gate_event: threading.Event) -> None:
-        """Waits until the test sets ``gate_event`` (watching the client and the stop signal)."""
-        if not gate_event.is_set():
-            self.stalling()
-        for _ in range(int(MAX_WAIT / 0.05)):
-            if gate_event.is_set():
-                return
-            self.wait(0.05)
-        raise ClientGone(by_client=False)
+def include_usage(request: Request) -> bool:
+    """Whether a chat request asks for the usage chunk (``stream_options.include_usage``)."""
+    document = request.json
+    options = document.get("stream_options") if isinstance(document, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
-REASONS = {
-    200: "OK",
-    301: "Moved Permanently",
-    302: "Found",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-Reply = Callable[[Exchange], None]
-Part = Union[bytes, Callable[[Exchange], None]]
-
-
-# -- replies ----------------------------------------------------------------------------------------
-
-
-def status(
-    code: int, body: Union[bytes, str] = b"", content_type: str = "text/plain; charset=utf-8", headers: Any = ()
-) -> Reply:
-    """A whole response with a Content-Length."""
-    data = body.encode("utf-8") if isinstance(body, str) else body
-
-    def reply(exchange: Exchange) -> None:
-        exchange.head(
-            code, [("content-type", content_type), ("content-length", str(len(data))), *dict(headers).items()]
-        )
-        exchange.body(data)
-
-    return reply
-
-
-def json_reply(document: Any, code: int = 200, headers: Any = ()) -> Reply:
-    return status(code, json.dumps(document), "application/json", headers)
+# -- replies (rawhttp has the generic ones) ----------------------------------------------------------
 
 
 def error_status(code: int, message: str, type: str = "BadRequestError", headers: Any = ()) -> Reply:
@@ -411,77 +252,13 @@ def unavailable(message: str = "The model is loading") -> Reply:
     return error_status(503, message, "ServiceUnavailableError")
 
 
-def redirect(location: str, code: int = 307) -> Reply:
-    return status(code, b"", headers={"Location": location})
-
-
-def reset() -> Reply:
-    """RST once the whole request has been read: no status line at all."""
-    return lambda exchange: exchange.reset()
-
-
-def stall() -> Reply:
-    """Says nothing (no status line) until the client hangs up or MAX_WAIT passes; the request
-    has been read whole (``server.wait_stalled`` says when it got here)."""
-
-    def reply(exchange: Exchange) -> None:
-        exchange.stalling()
-        exchange.wait(MAX_WAIT)
-        raise ClientGone(by_client=False)
-
-    return reply
-
-
-def sse(
-    *parts: Part,
-    chunked: bool = True,
-    byte_by_byte: bool = False,
-    content_type: str = SSE,
-    code: int = 200,
-    headers: Any = (),
-) -> Reply:
-    """A 200 event stream of ``parts``: bytes are written as they come (one HTTP chunk each, or
-    one byte per write), callables (USAGE, STALL, RESET, CLOSE, gate(...)) act in place. The
-    stream then ends cleanly: the last chunk (or a FIN when close-delimited)."""
-
-    def reply(exchange: Exchange) -> None:
-        exchange.byte_by_byte = byte_by_byte
-        exchange.head(code, [("content-type", content_type), *dict(headers).items()], chunked=chunked)
-        for part in parts:
-            if callable(part):
-                part(exchange)
-            else:
-                exchange.body(part)
-        exchange.end()
-
-    return reply
+sse = event_stream  # rawhttp's: a 200 event stream of parts (bytes, or callables acting in place)
 
 
 def USAGE(exchange: Exchange) -> None:
     """The usage chunk, if the request asked for it (``stream_options.include_usage``)."""
-    if exchange.request.include_usage:
+    if include_usage(exchange.request):
         exchange.body(usage_chunk())
-
-
-def STALL(exchange: Exchange) -> None:
-    """Sends nothing more until the client hangs up (or MAX_WAIT passes); then a FIN."""
-    exchange.stalling()
-    exchange.wait(MAX_WAIT)
-    raise ClientGone(by_client=False)
-
-
-def RESET(exchange: Exchange) -> None:
-    exchange.reset()
-
-
-def CLOSE(exchange: Exchange) -> None:
-    """Ends the connection with a FIN where it is (a chunked body then lacks its last chunk)."""
-    raise ClientGone(by_client=False)
-
-
-def gate(gate_event: threading.Event) -> Part:
-    """Holds the stream until the test sets ``gate_event``; while held, the request counts as stalled."""
-    return lambda exchange: exchange.wait_for(gate_event)
 
 
 def answer(
@@ -556,100 +333,36 @@ def healthy(route: str) -> Reply:
 # -- the server -------------------------------------------------------------------------------------
 
 
-class OpenAIServer:
-    """The server. Use as a context manager, or start() and stop()."""
+class OpenAIServer(RawHTTPServer):
+    """The server: rawhttp's HTTP/1.1 server with vLLM's routes, keeping connections alive by
+    default. Use as a context manager, or start() and stop()."""
+
+    thread_name = "faultopenai"
+    routes = ROUTES
+    exchange_class = UvicornExchange
 
     def __init__(self, keep_alive: bool = True) -> None:
-        self.keep_alive = keep_alive
-        self.connections = 0
-        self.requests: List[Request] = []
-        self.stalled: List[Request] = []
-        self.client_closed: List[int] = []
-        self.errors: List[BaseException] = []  # unexpected failures inside the server
-        self._idle: Set[socket.socket] = set()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(128)
-        self.port = self._listener.getsockname()[1]
-        self.origin = "http://127.0.0.1:%d" % self.port
+        super().__init__(keep_alive)
         self.base_url = self.origin + "/v1"
-        self._stop_reader, self._stop_writer = socket.socketpair()
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._changes = 0
-        self._scripts: Dict[str, List[Tuple[Reply, Optional[int]]]] = {}
-        self._threads: List[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name="faultopenai-accept", daemon=True)
 
-    # -- scripting
+    def route_of(self, request: Request) -> str:
+        return route_of(request)
 
-    def on(self, route: str, reply: Reply, times: Optional[int] = None) -> OpenAIServer:
-        """The next ``times`` requests to ``route`` (all, if None) get ``reply``."""
-        if route not in ROUTES:
-            raise ValueError("unknown route %r (routes: %s)" % (route, ", ".join(ROUTES)))
-        with self._lock:
-            self._scripts.setdefault(route, []).append((reply, times))
-        return self
-
-    def clear(self) -> None:
-        with self._lock:
-            self._scripts.clear()
-
-    def close_idle(self) -> int:
-        """Closes the kept-alive connections waiting for a request; returns how many."""
-        with self._lock:
-            idle, self._idle = list(self._idle), set()
-        for sock in idle:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        return len(idle)
-
-    # -- what happened
-
-    def requests_to(self, route: str) -> List[Request]:
-        with self._lock:
-            return [request for request in self.requests if route_of(request) == route]
-
-    @property
-    def idle_connections(self) -> int:
-        """Kept-alive connections waiting for their next request."""
-        with self._lock:
-            return len(self._idle)
+    def healthy(self, route: str, request: Request) -> Reply:
+        return healthy(route)
 
     @property
     def chats(self) -> List[Request]:
         """The chat requests read so far."""
         return self.requests_to("chat")
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Waits until ``condition()`` is true (re-checked whenever the server records something,
-        and at least every 0.05 s): True, or False after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._changed:
-                seen = self._changes
-            if condition():
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            with self._changed:
-                if self._changes == seen:
-                    self._changed.wait(min(left, 0.05))
-
-    def _matching(self, requests: List[Request], route: Optional[str]) -> List[Request]:
-        with self._lock:
-            return [request for request in requests if route is None or route_of(request) == route]
-
     def wait_requests(self, route: Optional[str] = "chat", count: int = 1, timeout: float = 10.0) -> bool:
         """Until ``count`` requests to ``route`` (any if None) have been read whole."""
-        return self.wait_for(lambda: len(self._matching(self.requests, route)) >= count, timeout)
+        return super().wait_requests(route, count, timeout)
 
     def wait_stalled(self, route: Optional[str] = "chat", count: int = 1, timeout: float = 10.0) -> bool:
         """Until ``count`` replies to ``route`` (any if None) have sent all they send before a stall."""
-        return self.wait_for(lambda: len(self._matching(self.stalled, route)) >= count, timeout)
+        return super().wait_stalled(route, count, timeout)
 
     def wait_client_closed(self, connection: Optional[int] = None, timeout: float = 10.0) -> bool:
         """Until the client has closed ``connection`` (the last chat's if None): the server saw
@@ -660,169 +373,6 @@ class OpenAIServer:
                 return False
             connection = chats[-1].connection
         return self.wait_for(lambda: connection in self.client_closed, timeout)
-
-    # -- running
-
-    def start(self) -> OpenAIServer:
-        self._acceptor.start()
-        return self
-
-    def __enter__(self) -> OpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Joins the connection threads started so far; False if one is still running."""
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout)
-        with self._lock:
-            self._threads = [thread for thread in self._threads if thread.is_alive()]
-            return not self._threads
-
-    def stop(self) -> None:
-        """Wakes everything that waits, joins every thread, closes every socket."""
-        self._stop_writer.send(b"x")
-        if self._acceptor.is_alive():
-            self._acceptor.join(MAX_WAIT)
-        self._listener.close()
-        idle = self.wait_idle(MAX_WAIT)
-        self._stop_reader.close()
-        self._stop_writer.close()
-        if not idle:
-            raise RuntimeError("an OpenAIServer connection thread did not end")
-
-    def _record(self) -> None:
-        """Wakes wait_for(); called with the lock held, after a change."""
-        self._changes += 1
-        self._changed.notify_all()
-
-    def _accept_loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self._listener, self._stop_reader], [], [])
-            if self._stop_reader in ready:
-                return
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._changed:
-                self.connections += 1
-                number = self.connections
-                self._threads = [t for t in self._threads if t.is_alive()]
-                thread = threading.Thread(target=self._serve, args=(sock, number), name="faultopenai-conn", daemon=True)
-                self._threads.append(thread)
-                self._record()
-            thread.start()
-
-    # -- one connection
-
-    def _serve(self, sock: socket.socket, number: int) -> None:
-        by_client = False
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while True:
-                request = self._next_request(sock)
-                if request is None:
-                    return
-                request.connection = number
-                with self._changed:
-                    self.requests.append(request)
-                    self._record()
-                exchange = Exchange(sock, request, self._stop_reader, self.keep_alive, self._stalling)
-                self._reply_for(request)(exchange)
-                if not exchange.keeps_alive:
-                    return
-        except ClientGone as gone:
-            by_client = gone.by_client
-        except OSError:
-            by_client = True  # the client went away while we read its request
-        except BaseException as exc:  # a bug in a reply: let the test see it
-            with self._lock:
-                self.errors.append(exc)
-        finally:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-            if by_client:
-                with self._changed:
-                    self.client_closed.append(number)
-                    self._record()
-
-    def _stalling(self, request: Request) -> None:
-        with self._changed:
-            self.stalled.append(request)
-            self._record()
-
-    def _next_request(self, sock: socket.socket) -> Optional[Request]:
-        """The connection's next request; None when the idle timeout, close_idle() or stop() ends
-        it; ClientGone(by_client=True) when the client closed it."""
-        with self._changed:
-            self._idle.add(sock)
-            self._record()
-        try:
-            ready, _, _ = select.select([sock, self._stop_reader], [], [], IDLE_TIMEOUT)
-            if sock not in ready:
-                return None
-            with self._lock:
-                if sock not in self._idle:  # close_idle() shut it down: the server's doing
-                    return None
-            request = _read_request(sock)
-            if request is None:
-                raise ClientGone(by_client=True)
-            return request
-        finally:
-            with self._changed:
-                self._idle.discard(sock)
-                self._record()
-
-    def _reply_for(self, request: Request) -> Reply:
-        route = route_of(request)
-        with self._lock:
-            script = self._scripts.get(route, [])
-            if script:
-                reply, times = script[0]
-                if times is not None:
-                    if times <= 1:
-                        script.pop(0)
-                    else:
-                        script[0] = (reply, times - 1)
-                return reply
-        return healthy(route)
-
-
-def _read_request(sock: socket.socket) -> Optional[Request]:
-    """Reads one request (head, then a Content-Length body); None if the client sent nothing."""
-    sock.settimeout(IDLE_TIMEOUT)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        if not piece:
-            return None
-        data += piece
-        if len(data) > REQUEST_LIMIT:
-            return None
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    method, target, version = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = min(int(headers.get("content-length", "0") or 0), REQUEST_LIMIT)
-    while len(body) < length:
-        piece = sock.recv(65536)
-        if not piece:
-            return None
-        body += piece
-    sock.settimeout(None)
-    parts = urlsplit(target)
-    return Request(method, parts.path, parse_qs(parts.query), headers, body, version.strip())
 
 
 # -- pytest fixtures (import them by these names; tests ask for "openai_server", "make_openai") ---

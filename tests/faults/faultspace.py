@@ -1,5 +1,10 @@
 """A fault-injecting stand-in of the QVQ Space: a raw-socket HTTP server on 127.0.0.1.
 
+This module holds what is the Space's own: its routes, its healthy answers, the events of its
+two protocols (``queue_event``, ``call_event``, ``WIRES``, ...). The HTTP/1.1 server, the
+request record, the waits and the reply primitives are rawhttp.py's (shared with
+faultopenai.py); the replies a test needs are importable from here as well.
+
 It speaks both of the Space's protocols (see PROTOCOL.md) and, on demand, does what a real
 Gradio server will not do when asked: reset a connection, stall, end a stream early, send
 bad bytes, answer any status with any body, redirect anywhere. Every byte is written by
@@ -17,10 +22,11 @@ Routes (the Gradio 5 layout, ``api_prefix`` ``/gradio_api``), by the name a test
 
 Each route answers healthily by default ("Hello world" in three pieces). A test scripts a
 fault with ``space.on(route, reply, times=n)``: the next ``n`` requests to the route (all
-of them when ``times`` is None) get ``reply`` instead. Replies are built by the functions
-below (``status``, ``json_reply``, ``redirect``, ``too_many_requests``, ``reset``, ``stall``,
-``event_stream``). Any route, "other" included, can be made to stall once the server has read
-the whole request: ``space.on("upload", stall())``.
+of them when ``times`` is None) get ``reply`` instead. Replies: ``status``, ``json_reply``,
+``redirect``, ``reset``, ``stall`` (rawhttp's), ``too_many_requests``, and ``event_stream``
+(rawhttp's, with Gradio's ``Cache-Control: no-cache``) whose parts may be ``RESET``, ``STALL``,
+``CLOSE``, ``heartbeats(data)``, ``gate(event)`` (rawhttp's). Any route, "other" included, can
+be made to stall once the server has read the whole request: ``space.on("upload", stall())``.
 
 What the server saw and did, for the test to check or wait for (no sleeps that assume a state):
 
@@ -32,6 +38,7 @@ What the server saw and did, for the test to check or wait for (no sleeps that a
                               (``stall()``, ``STALL``, a ``gate`` not yet open) and waited there,
                               in the order they got there (they stay when the stall ends)
     space.idle_connections    kept-alive connections waiting for their next request
+    space.client_closed       numbers of the connections the client closed, in order
     space.wait_for(condition, timeout)   until ``condition()`` is true (re-checked whenever the
                               server records something): True, or False after ``timeout`` s
     space.wait_requests(route, count), space.wait_stalled(route, count)   the same, for
@@ -41,9 +48,11 @@ And of the client, for a test that claims a thread is blocked somewhere:
 ``wait_until_in(thread, "socket.py", "readinto")`` waits until ``thread`` is in that function
 (there: a blocking read of a response body over plain HTTP).
 
-Connections: a request with ``Connection: close`` (or an HTTP/1.0 one without ``Connection:
-keep-alive``) gets ``Connection: close`` in its reply and its connection closed after it, as a
-real HTTP/1.1 server does, so a client that asks for that cannot pass the keep-alive tests.
+Connections: each reply closes its connection, unless ``FaultSpace(keep_alive=True)`` (as
+Gradio does: request after request, until a reply breaks it or ``close_idle()``). A request
+with ``Connection: close`` (or an HTTP/1.0 one without ``Connection: keep-alive``) gets
+``Connection: close`` in its reply and its connection closed after it, as a real HTTP/1.1
+server does, so a client that asks for that cannot pass the keep-alive tests.
 
 Threads and sockets: one accept thread, one thread per connection, every connection closed
 by its own thread. Anything that waits (a stall, heartbeats, a gate) wakes as soon as the
@@ -56,15 +65,18 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import socket
-import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Sequence, Union
+
+import rawhttp
+from rawhttp import Part, RawHTTPServer, Reply, Request, json_reply, status
+
+# isort: split
+# Only re-exported: the tests import these from here.
+from rawhttp import CLOSE, MAX_WAIT, RESET, SSE, STALL, gate, heartbeats, redirect, reset, stall  # noqa: F401
 
 TOKEN = "hf_FaultTestTokenDoNotLeak0123456789"  # what the tests' clients send
 EVENT_ID = "fa17" * 8
@@ -72,11 +84,6 @@ UPLOADED_PATH = "/tmp/gradio/fa17/image.png"
 ANSWER_PIECES = ("Hel", "lo", " world")
 ANSWER = "".join(ANSWER_PIECES)
 PREFIX = "/gradio_api"
-SSE = "text/event-stream; charset=utf-8"
-
-MAX_WAIT = 30.0  # seconds any stall, gate or heartbeat loop lasts at most
-REQUEST_LIMIT = 64 * 1024 * 1024  # bytes of a request the server reads at most
-REQUEST_READ_TIMEOUT = 10.0
 
 
 # -- what the healthy Space says ----------------------------------------------------------
@@ -202,165 +209,15 @@ WIRES = {
 }
 
 
-# -- one request and its response, on one connection -----------------------------------------
+# -- the Space's own replies (the rest are rawhttp's) ---------------------------------------
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: Dict[str, List[str]]
-    headers: Dict[str, str]  # names lower-cased
-    body: bytes = field(repr=False)
-    version: str = "HTTP/1.1"
-    connection: int = 0  # which connection it came on: 1 for the server's first
-
-    @property
-    def wants_close(self) -> bool:
-        """The client asked for its connection to be closed after the reply."""
-        tokens = {token.strip().lower() for token in self.headers.get("connection", "").split(",")}
-        if self.version == "HTTP/1.0":
-            return "keep-alive" not in tokens
-        return "close" in tokens
-
-
-class ClientGone(Exception):
-    """The client hung up (or the server is stopping): the reply ends here."""
-
-
-class Exchange:
-    """The server's side of one request: the raw socket, and helpers to answer on it."""
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        request: Request,
-        stopping: socket.socket,
-        keep_alive: bool = False,
-        on_stall: Optional[Callable[[Request], None]] = None,
-    ) -> None:
-        self.sock = sock
-        self.request = request
-        self._stopping = stopping
-        self._keep_alive = keep_alive and not request.wants_close
-        self._on_stall = on_stall
-        self.byte_by_byte = False
-        self._chunked = False
-        self.framed = False  # the reply said where its body ends: the connection may serve another
-
-    def send(self, data: bytes) -> None:
-        try:
-            if self.byte_by_byte:
-                for index in range(len(data)):
-                    self.sock.sendall(data[index : index + 1])
-            else:
-                self.sock.sendall(data)
-        except OSError as exc:
-            raise ClientGone() from exc
-
-    def head(self, code: int, headers: Sequence[Tuple[str, str]], chunked: bool = False) -> None:
-        self._chunked = chunked
-        lines = ["HTTP/1.1 %d %s" % (code, REASONS.get(code, "Status"))]
-        lines += ["%s: %s" % pair for pair in headers]
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-        self.framed = chunked or any(name.lower() == "content-length" for name, _ in headers)
-        if not (self._keep_alive and self.framed):
-            lines.append("Connection: close")
-        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-
-    def body(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._chunked:
-            data = b"%x\r\n%s\r\n" % (len(data), data)
-        self.send(data)
-
-    def end(self) -> None:
-        if self._chunked:
-            self.send(b"0\r\n\r\n")
-
-    def reset(self) -> None:
-        """Closes with RST instead of FIN: what a crashed proxy or a dropped route looks like."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.sock.close()
-        raise ClientGone()
-
-    def wait(self, seconds: float) -> None:
-        """Waits ``seconds``; raises ClientGone at once if the client hangs up or the server stops."""
-        ready, _, _ = select.select([self.sock, self._stopping], [], [], seconds)
-        if self._stopping in ready:
-            raise ClientGone()
-        if self.sock in ready:
-            try:
-                if not self.sock.recv(65536):
-                    raise ClientGone()
-            except OSError as exc:
-                raise ClientGone() from exc
-
-    def stalling(self) -> None:
-        """Records that the reply has sent all it sends before it waits (``FaultSpace.stalled``)."""
-        if self._on_stall is not None:
-            self._on_stall(self.request)
-
-    def wait_for(self, event: threading.Event) -> None:
-        """Waits until the test sets ``event`` (polling the client and the stop signal)."""
-        if not event.is_set():
-            self.stalling()
-        for _ in range(int(MAX_WAIT / 0.05)):
-            if event.is_set():
-                return
-            self.wait(0.05)
-        raise ClientGone()
-
-
-REASONS = {
-    200: "OK",
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    410: "Gone",
-    413: "Payload Too Large",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
-
-Reply = Callable[[Exchange], None]
-Part = Union[bytes, Callable[[Exchange], None]]
-
-
-# -- replies --------------------------------------------------------------------------------
-
-
-def status(
-    code: int, body: Union[bytes, str] = b"", content_type: str = "text/plain; charset=utf-8", headers: Any = ()
-) -> Reply:
-    """A whole response with a Content-Length."""
-    data = body.encode("utf-8") if isinstance(body, str) else body
-
-    def reply(exchange: Exchange) -> None:
-        exchange.head(
-            code, [("Content-Type", content_type), ("Content-Length", str(len(data))), *dict(headers).items()]
-        )
-        exchange.body(data)
-
-    return reply
-
-
-def json_reply(document: Any, code: int = 200, headers: Any = ()) -> Reply:
-    return status(code, json.dumps(document), "application/json", headers)
-
-
-def redirect(location: str, code: int = 307) -> Reply:
-    return status(code, b"", headers={"Location": location})
+def event_stream(*parts: Part, **options: Any) -> Reply:
+    """rawhttp's ``event_stream`` (a 200 stream of ``parts``: bytes, or callables such as RESET,
+    CLOSE, STALL, heartbeats(...), gate(...) acting in place; ``chunked``, ``byte_by_byte``,
+    ``content_type``, ``code``, ``headers``), with Gradio's ``Cache-Control: no-cache``."""
+    options.setdefault("headers", {"Cache-Control": "no-cache"})
+    return rawhttp.event_stream(*parts, **options)
 
 
 def too_many_requests(
@@ -370,77 +227,6 @@ def too_many_requests(
     no header if None)."""
     headers = {} if retry_after is None else {"Retry-After": "%s" % retry_after}
     return status(429, body, headers=headers)
-
-
-def reset() -> Reply:
-    """RST right after reading the request: no status line at all."""
-    return lambda exchange: exchange.reset()
-
-
-def stall() -> Reply:
-    """Says nothing, until the client hangs up (or MAX_WAIT passes); the request has been read
-    whole (``FaultSpace.wait_stalled`` says when it got here)."""
-
-    def reply(exchange: Exchange) -> None:
-        exchange.stalling()
-        exchange.wait(MAX_WAIT)
-
-    return reply
-
-
-def event_stream(
-    *parts: Part, chunked: bool = True, byte_by_byte: bool = False, content_type: str = SSE, code: int = 200
-) -> Reply:
-    """A 200 event stream of ``parts``: bytes are written as they come (one chunk each, or
-    one byte per write), callables (RESET, CLOSE, STALL, heartbeats(...), gate(...)) act in place.
-    The stream then ends cleanly: the last chunk, or a FIN when close-delimited."""
-
-    def reply(exchange: Exchange) -> None:
-        exchange.byte_by_byte = byte_by_byte
-        headers = [("Content-Type", content_type), ("Cache-Control", "no-cache")]
-        exchange.head(code, headers, chunked=chunked)
-        for part in parts:
-            if callable(part):
-                part(exchange)
-            else:
-                exchange.body(part)
-        exchange.end()
-
-    return reply
-
-
-def RESET(exchange: Exchange) -> None:
-    exchange.reset()
-
-
-def STALL(exchange: Exchange) -> None:
-    """Sends nothing more, until the client hangs up (or MAX_WAIT passes); then a FIN."""
-    exchange.stalling()
-    exchange.wait(MAX_WAIT)
-    raise ClientGone()
-
-
-def CLOSE(exchange: Exchange) -> None:
-    """Ends the connection with a FIN where it is (a chunked body then lacks its last chunk)."""
-    raise ClientGone()
-
-
-def heartbeats(data: bytes, interval: float = 0.05) -> Part:
-    """Sends ``data`` every ``interval`` seconds, until the client hangs up (never ends by itself)."""
-
-    def part(exchange: Exchange) -> None:
-        for _ in range(int(MAX_WAIT / interval)):
-            exchange.body(data)
-            exchange.wait(interval)
-        raise ClientGone()
-
-    return part
-
-
-def gate(event: threading.Event) -> Part:
-    """Holds the stream until the test sets ``event`` (e.g. once it has read some text); while
-    held, the request counts as stalled."""
-    return lambda exchange: exchange.wait_for(event)
 
 
 # -- the client's side ----------------------------------------------------------------------
@@ -464,252 +250,6 @@ def wait_until_in(thread: threading.Thread, filename: str, function: str, timeou
 
 
 # -- the server ------------------------------------------------------------------------------
-
-
-class FaultSpace:
-    """The server. Use as a context manager, or start() and stop()."""
-
-    def __init__(self, keep_alive: bool = False) -> None:
-        """``keep_alive``: a connection serves request after request (as Gradio does) until
-        a reply breaks it or :meth:`close_idle` closes it; else each reply closes it."""
-        self.keep_alive = keep_alive
-        self.connections = 0  # connections accepted so far
-        self.stalled: List[Request] = []  # requests whose reply reached a stall (stall, STALL, gate), in order
-        self._idle: Set[socket.socket] = set()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(128)
-        self.port = self._listener.getsockname()[1]
-        self.base_url = "http://127.0.0.1:%d" % self.port
-        self._stop_reader, self._stop_writer = socket.socketpair()
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # notified whenever the server records something
-        self._scripts: Dict[str, List[Tuple[Reply, Optional[int]]]] = {}
-        self._threads: List[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name="faultspace-accept", daemon=True)
-        self.requests: List[Request] = []
-        self.errors: List[BaseException] = []  # unexpected failures inside the server
-        self._changes = 0  # how many times the server recorded something (see wait_for)
-
-    # -- scripting
-
-    def on(self, route: str, reply: Reply, times: Optional[int] = None) -> FaultSpace:
-        """The next ``times`` requests to ``route`` (all, if None) get ``reply``."""
-        if route not in ROUTES:
-            raise ValueError("unknown route %r (routes: %s)" % (route, ", ".join(ROUTES)))
-        with self._lock:
-            self._scripts.setdefault(route, []).append((reply, times))
-        return self
-
-    def clear(self) -> None:
-        """Forgets every scripted fault: the Space is healthy again."""
-        with self._lock:
-            self._scripts.clear()
-
-    def close_idle(self) -> int:
-        """Closes the kept-alive connections that wait for a request (as a server or proxy
-        closes idle connections); returns how many."""
-        with self._lock:
-            idle, self._idle = list(self._idle), set()
-        for sock in idle:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        return len(idle)
-
-    def requests_to(self, route: str) -> List[Request]:
-        with self._lock:
-            return [request for request in self.requests if route_of(request) == route]
-
-    @property
-    def idle_connections(self) -> int:
-        """Kept-alive connections waiting for their next request."""
-        with self._lock:
-            return len(self._idle)
-
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Waits until ``condition()`` (called without the server's lock held) is true: re-checked
-        whenever the server records a request, a stall, a connection or an idle one, and at
-        least every 0.05 s. False if it is still false after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._changed:
-                seen = self._changes
-            if condition():
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            with self._changed:
-                if self._changes == seen:
-                    self._changed.wait(min(left, 0.05))
-
-    def wait_requests(self, route: Optional[str] = None, count: int = 1, timeout: float = 10.0) -> bool:
-        """Waits until ``count`` requests to ``route`` (to any route if None) have been read."""
-        return self.wait_for(lambda: len(self._matching(self.requests, route)) >= count, timeout)
-
-    def wait_stalled(self, route: Optional[str] = None, count: int = 1, timeout: float = 10.0) -> bool:
-        """Waits until ``count`` replies to ``route`` (any if None) have sent all they send before a
-        stall (``stall()``, ``STALL``, a closed ``gate``) and wait: the client has been sent every
-        byte before it."""
-        return self.wait_for(lambda: len(self._matching(self.stalled, route)) >= count, timeout)
-
-    def _matching(self, requests: List[Request], route: Optional[str]) -> List[Request]:
-        with self._lock:
-            return [request for request in requests if route is None or route_of(request) == route]
-
-    def _recorded(self) -> None:
-        """Wakes wait_for(); called with the lock held, after a change."""
-        self._changes += 1
-        self._changed.notify_all()
-
-    # -- running
-
-    def start(self) -> FaultSpace:
-        self._acceptor.start()
-        return self
-
-    def __enter__(self) -> FaultSpace:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Joins the connection threads started so far; False if one is still running."""
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout)
-        with self._lock:
-            self._threads = [thread for thread in self._threads if thread.is_alive()]
-            return not self._threads
-
-    def stop(self) -> None:
-        """Wakes everything that waits, joins every thread, closes every socket."""
-        self._stop_writer.send(b"x")
-        if self._acceptor.is_alive():
-            self._acceptor.join(MAX_WAIT)
-        self._listener.close()
-        idle = self.wait_idle(MAX_WAIT)
-        self._stop_reader.close()
-        self._stop_writer.close()
-        if not idle:
-            raise RuntimeError("a FaultSpace connection thread did not end")
-
-    def _accept_loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self._listener, self._stop_reader], [], [])
-            if self._stop_reader in ready:
-                return
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._changed:
-                self.connections += 1
-                number = self.connections
-                self._threads = [t for t in self._threads if t.is_alive()]
-                thread = threading.Thread(target=self._serve, args=(sock, number), name="faultspace-conn", daemon=True)
-                self._threads.append(thread)
-                self._recorded()
-            thread.start()
-
-    # -- one connection
-
-    def _serve(self, sock: socket.socket, number: int) -> None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while True:
-                request = self._next_request(sock)
-                if request is None:
-                    return
-                request.connection = number
-                with self._changed:
-                    self.requests.append(request)
-                    self._recorded()
-                exchange = Exchange(sock, request, self._stop_reader, self.keep_alive, self._stalling)
-                self._reply_for(request)(exchange)
-                if not (self.keep_alive and exchange.framed) or request.wants_close:
-                    return
-        except ClientGone:
-            pass
-        except OSError:
-            pass  # the client went away while we read its request
-        except BaseException as exc:  # a bug in a reply: let the test see it
-            with self._lock:
-                self.errors.append(exc)
-        finally:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def _stalling(self, request: Request) -> None:
-        with self._changed:
-            self.stalled.append(request)
-            self._recorded()
-
-    def _next_request(self, sock: socket.socket) -> Optional[Request]:
-        """The connection's next request; None when the client, close_idle() or stop() ends it."""
-        with self._changed:
-            self._idle.add(sock)
-            self._recorded()
-        try:
-            ready, _, _ = select.select([sock, self._stop_reader], [], [], REQUEST_READ_TIMEOUT)
-            if sock not in ready:
-                return None
-            return _read_request(sock)
-        finally:
-            with self._changed:
-                self._idle.discard(sock)
-                self._recorded()
-
-    def _reply_for(self, request: Request) -> Reply:
-        route = route_of(request)
-        with self._lock:
-            script = self._scripts.get(route, [])
-            if script:
-                reply, times = script[0]
-                if times is not None:
-                    if times <= 1:
-                        script.pop(0)
-                    else:
-                        script[0] = (reply, times - 1)
-                return reply
-        return healthy(route, request)
-
-
-def _read_request(sock: socket.socket) -> Optional[Request]:
-    """Reads one request (head, then a Content-Length body); None if the client sent nothing."""
-    sock.settimeout(REQUEST_READ_TIMEOUT)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        if not piece:
-            return None
-        data += piece
-        if len(data) > REQUEST_LIMIT:
-            return None
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    method, target, version = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = min(int(headers.get("content-length", "0") or 0), REQUEST_LIMIT)
-    while len(body) < length:
-        piece = sock.recv(65536)
-        if not piece:
-            break
-        body += piece
-    sock.settimeout(None)
-    parts = urlsplit(target)
-    return Request(method, parts.path, parse_qs(parts.query), headers, body, version.strip())
-
 
 ROUTES = ("config", "upload", "join", "queue/data", "call", "call/stream", "other")
 
@@ -744,3 +284,19 @@ def healthy(route: str, request: Request) -> Reply:
     if route == "call/stream":
         return event_stream(*call_events())
     return json_reply({"detail": "Not Found"}, code=404)
+
+
+class FaultSpace(RawHTTPServer):
+    """The server: rawhttp's HTTP/1.1 server with the Space's routes. Use as a context manager,
+    or start() and stop(). ``FaultSpace(keep_alive=True)``: a connection serves request after
+    request (as Gradio does) until a reply breaks it or :meth:`close_idle` closes it; by
+    default each reply closes it."""
+
+    thread_name = "faultspace"
+    routes = ROUTES
+
+    def route_of(self, request: Request) -> str:
+        return route_of(request)
+
+    def healthy(self, route: str, request: Request) -> Reply:
+        return healthy(route, request)
