@@ -8,7 +8,8 @@ the stages of its script in order (the last one repeated), and records every req
 ``SleepingFront`` is a TCP relay in front of a Space (any ``host:port``): while it sleeps,
 each request gets ``503`` and its connection is closed; ``wake()`` (or ``sleeping_requests=N``:
 after N such answers) makes it relay every byte both ways from then on, as Hugging Face's
-proxy does once the Space runs.
+proxy does once the Space runs. Its listener, accept loop and threads are rawhttp.py's
+``TCPServer`` (the fault servers' core).
 
 Standard library only; every thread is joined and every socket closed by ``stop()``.
 """
@@ -22,6 +23,8 @@ import select
 import socket
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from rawhttp import TCPServer
 
 _RUNTIME = re.compile(r"^/api/spaces/([^/]+/[^/]+)/runtime$")
 
@@ -96,23 +99,20 @@ _SLEEPING_REPLY = (
 _SLEEPING_BODY = b'{"error": "The Space is waking up"}'
 
 
-class SleepingFront:
-    """503 while the Space sleeps, then a plain relay to ``upstream_port``."""
+class SleepingFront(TCPServer):
+    """503 while the Space sleeps, then a plain relay to ``upstream_port`` (rawhttp's TCPServer:
+    one thread per connection, all joined by ``stop()``)."""
+
+    thread_name = "sleeping-front"
 
     def __init__(self, upstream_port: int, sleeping_requests: Optional[int] = None, host: str = "127.0.0.1") -> None:
+        super().__init__()
         self._upstream = (host, upstream_port)
         self._left = sleeping_requests  # None: asleep until wake()
         self._awake = sleeping_requests == 0
         self.sleeping_answers = 0  # requests answered 503
         self.relayed_connections = 0
-        self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.url = "http://127.0.0.1:%d" % self._listener.getsockname()[1]
-        self._stop_reader, self._stop_writer = socket.socketpair()
-        self._threads: List[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name="sleeping-front", daemon=True)
+        self.url = self.origin
 
     def wake(self) -> None:
         with self._lock:
@@ -123,36 +123,7 @@ class SleepingFront:
         with self._lock:
             return self._awake
 
-    def __enter__(self) -> SleepingFront:
-        self._acceptor.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop_writer.send(b"x")
-        self._acceptor.join(10)
-        self._listener.close()
-        for thread in list(self._threads):
-            thread.join(10)
-        self._stop_reader.close()
-        self._stop_writer.close()
-
-    def _accept_loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self._listener, self._stop_reader], [], [])
-            if self._stop_reader in ready:
-                return
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(sock,), name="sleeping-front-conn", daemon=True)
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-            thread.start()
-
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, number: int) -> None:
         upstream = None
         try:
             head = b""
