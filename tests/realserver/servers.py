@@ -23,20 +23,19 @@ Environment:
     QVQ_GRADIO_PYTHON   the Python (>= 3.10) to build them with; else this interpreter if it
                         is >= 3.10, else a python3.1x found on PATH or under pyenv.
 
-Needs only the standard library, so it also runs outside the test venv.
+What it shares with tests/realopenai/vllm_server.py (finding a Python, building a venv under a
+lock, ports, log tails, the server's environment) is in tests/serverkit.py, which this module
+puts on ``sys.path``. Needs only the standard library, so it also runs outside the test venv.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import glob
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -46,7 +45,11 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/: serverkit.py, shared with realopenai/vllm_server.py
+
+import serverkit  # noqa: E402
+from serverkit import LOCAL_HOSTS, HarnessError, free_port, venvs_dir  # noqa: E402, F401  (LOCAL_HOSTS: for conftest.py)
+
 APP = os.path.join(HERE, "standin_app.py")
 
 #: venv name -> pip requirements. gradio 5.9.1 is what the QVQ Space declared; it breaks with
@@ -76,57 +79,19 @@ def selected_versions():
     return versions
 
 
-LOCAL_HOSTS = "127.0.0.1,localhost"
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 
 
-class HarnessError(RuntimeError):
-    """A venv could not be built or a server could not be started (the message says why)."""
-
-
-def venvs_dir():
-    return os.path.abspath(os.environ.get("QVQ_TEST_VENVS") or os.path.join(REPO, ".venvs"))
-
-
-def _version_of(python):
-    """(major, minor) of the given interpreter, or None if it does not run."""
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys, venv; print('%d %d' % sys.version_info[:2])"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-            check=True,
-        ).stdout.split()
-        return int(out[0]), int(out[1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None
-
-
 def find_gradio_python():
     """An interpreter >= 3.10 (Gradio 5 and 6 need it) with the venv module."""
-    explicit = os.environ.get("QVQ_GRADIO_PYTHON")
-    if explicit:
-        if (_version_of(explicit) or (0, 0)) < (3, 10):
-            raise HarnessError("QVQ_GRADIO_PYTHON=%s is not a working Python >= 3.10" % explicit)
-        return explicit
-    if sys.version_info >= (3, 10):
-        return sys.executable
-    candidates = []
-    for minor in (12, 11, 10, 13, 14):
-        found = shutil.which("python3.%d" % minor)
-        if found:
-            candidates.append(found)
-    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.1[0-9]*", "bin", "python3")))
-    for python in candidates:
-        # A pyenv shim for a version that is not selected fails to run; _version_of skips it.
-        if (_version_of(python) or (0, 0)) >= (3, 10):
-            return python
-    raise HarnessError(
-        "no Python >= 3.10 found for the Gradio venvs; set QVQ_GRADIO_PYTHON "
-        "(tried %s)" % (candidates or "nothing on PATH or under pyenv")
+    return serverkit.find_python(
+        lambda version: (version or (0, 0)) >= (3, 10),
+        "QVQ_GRADIO_PYTHON",
+        ["python3.%d" % minor for minor in (12, 11, 10, 13, 14)],
+        "3.1[0-9]*",
+        "Python >= 3.10",
+        "the Gradio venvs",
     )
 
 
@@ -144,77 +109,16 @@ def ensure_venv(name, on_build=None):
     if name not in VENV_SPECS:
         raise HarnessError("unknown gradio venv %r (known: %s)" % (name, ", ".join(VENV_SPECS)))
     spec = VENV_SPECS[name]
-    root = venvs_dir()
-    path = os.path.join(root, "gradio-" + name)
-    marker = os.path.join(path, ".qvq-spec.json")
-    python = os.path.join(path, "bin", "python")
-    log_path = os.path.join(root, "gradio-%s.install.log" % name)
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "gradio-%s.lock" % name), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(marker) as f:
-                if json.load(f).get("spec") == spec and os.path.exists(python):
-                    return python
-        except (OSError, ValueError):
-            pass
-        if on_build is not None:
-            on_build(path, log_path)
-        base_python = find_gradio_python()
-        with open(log_path, "w") as log:
-            log.write("building %s with %s: %s\n" % (path, base_python, spec))
-            log.flush()
-            steps = [
-                [base_python, "-m", "venv", "--clear", path],
-                [python, "-m", "pip", "install", "--disable-pip-version-check", *spec],
-                [python, "-c", "import gradio, PIL; print('gradio', gradio.__version__)"],
-            ]
-            for cmd in steps:
-                log.write("$ %s\n" % " ".join(cmd))
-                log.flush()
-                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                if rc != 0:
-                    raise HarnessError(
-                        "building the gradio %s venv failed (exit %d in %r); see %s" % (name, rc, cmd[2:4], log_path)
-                    )
-        with open(marker, "w") as f:
-            json.dump({"spec": spec, "base_python": base_python}, f)
-        return python
 
+    def steps(base_python, path, python):
+        return [
+            [base_python, "-m", "venv", "--clear", path],
+            [python, "-m", "pip", "install", "--disable-pip-version-check", *spec],
+            [python, "-c", "import gradio, PIL; print('gradio', gradio.__version__)"],
+        ]
 
-def free_port():
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent():
-    """In the child: on Linux, be sent SIGTERM if the test process dies without stopping us.
-
-    (Linux ties this to the thread that started the child: start servers from the main thread.)
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _port_is_free(port):
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _tail(path, lines=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError as exc:
-        return "(no log: %s)" % exc
+    what = "the gradio %s venv" % name
+    return serverkit.ensure_venv("gradio-" + name, {"spec": spec}, steps, find_gradio_python, what, on_build)
 
 
 def _tls_paths(tls):
@@ -297,12 +201,12 @@ class Server:
         return sum(1 for line in self.record_lines(record_id) if line.startswith("tick"))
 
     def log_tail(self, lines=40):
-        return _tail(self.log_path, lines)
+        return serverkit.log_tail(self.log_path, lines)
 
 
 def _server_env(gradio_tmp):
-    env = dict(os.environ)
-    env.update(
+    # server_env: Gradio checks its own URL with httpx at launch, never through a proxy.
+    return serverkit.server_env(
         {
             "GRADIO_ANALYTICS_ENABLED": "False",
             "GRADIO_SSR_MODE": "false",
@@ -312,13 +216,6 @@ def _server_env(gradio_tmp):
             "PYTHONUNBUFFERED": "1",
         }
     )
-    # Gradio checks its own URL with httpx at launch: never send that through a proxy.
-    for key in ("NO_PROXY", "no_proxy"):
-        env[key] = ",".join(filter(None, [env.get(key), LOCAL_HOSTS]))
-    # The test venv's module paths must not leak into the gradio venv.
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONHOME", None)
-    return env
 
 
 def _stop(process, timeout=STOP_TIMEOUT):
@@ -364,7 +261,7 @@ def start_server(
     has stopped, whether it started or not.
     """
     tls = _tls_paths(tls)
-    if port and not _port_is_free(port):  # before a venv build that can take minutes
+    if port and not serverkit.port_is_free(port):  # before a venv build that can take minutes
         raise HarnessError("port %d on 127.0.0.1 is already in use: pick another with --port" % port)
     python = ensure_venv(venv_name, on_build=on_build)
     work = tempfile.mkdtemp(prefix="qvq-gradio%s-%s-" % (venv_name, mode))
@@ -406,20 +303,14 @@ def _serve(python, work, venv_name, mode, concurrency, max_file_size, record_dir
             cmd += ["--max-file-size", str(max_file_size)]
         if tls:
             cmd += ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]]
-        log = open(log_path, "a")
-        log.write("$ %s\n" % " ".join(cmd))
-        log.flush()
-        process = subprocess.Popen(
+        process = serverkit.spawn(
             cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            log_path,
             env=_server_env(gradio_tmp),
             cwd=work,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=serverkit.die_with_parent,
         )
-        log.close()
         server = Server(venv_name, mode, concurrency, max_file_size, use_port, record_dir, log_path, process, tls)
         try:
             deadline = time.monotonic() + startup_timeout
@@ -428,7 +319,7 @@ def _serve(python, work, venv_name, mode, concurrency, max_file_size, record_dir
                 if config is not None:
                     break
                 if process.poll() is not None:
-                    tail = _tail(log_path)
+                    tail = serverkit.log_tail(log_path)
                     if attempt + 1 < attempts and ("port" in tail.lower()):
                         break
                     raise HarnessError(
@@ -438,7 +329,7 @@ def _serve(python, work, venv_name, mode, concurrency, max_file_size, record_dir
                 if time.monotonic() > deadline:
                     raise HarnessError(
                         "the gradio %s stand-in did not answer /config within %.0f s; the end of its log:\n%s"
-                        % (venv_name, startup_timeout, _tail(log_path))
+                        % (venv_name, startup_timeout, serverkit.log_tail(log_path))
                     )
                 time.sleep(0.2)
             if config is None:
@@ -450,7 +341,8 @@ def _serve(python, work, venv_name, mode, concurrency, max_file_size, record_dir
         finally:
             _stop(process)
     raise HarnessError(
-        "could not start the gradio %s stand-in on a free port; the end of its log:\n%s" % (venv_name, _tail(log_path))
+        "could not start the gradio %s stand-in on a free port; the end of its log:\n%s"
+        % (venv_name, serverkit.log_tail(log_path))
     )
 
 
