@@ -9,10 +9,10 @@
 """
 
 from .pools import check_session
-from .retry import JOB_START, ONCE, PREPARE
+from .retry import JOB_START, ONCE
 from .statuses import SPACE, Server
 from .streamed_body import StreamedBody
-from .transport import CLOSED_MESSAGE, HUB, NONE, ORIGIN, Transport, loggable
+from .transport import CLOSED_MESSAGE, HUB, NONE, Transport
 
 __all__ = [
     "CLOSED_MESSAGE",
@@ -20,12 +20,9 @@ __all__ = [
     "JOB_START",
     "NONE",
     "ONCE",
-    "ORIGIN",
-    "PREPARE",
     "SPACE",
     "Server",
     "StreamedBody",
     "Transport",
     "check_session",
-    "loggable",
 ]
