@@ -20,7 +20,7 @@ No I/O here. Each event's data is a ``chat.completion.chunk`` (JSON) or ``[DONE]
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._events import Done, Event, ReasoningUpdate, TextBuffer, Usage, new_text_update
 from ._text import excerpt
@@ -94,27 +94,42 @@ class OpenAIDecoder:
             return []
         if name == "error":  # llama.cpp's server: an `error:` field instead of data
             raise stream_error(_error_value(data))
-        if data == "[DONE]":
-            return self._complete()
-        chunk = _parse(data)
-        if type(chunk) is not dict:
-            raise StreamError(f"The server sent an event of an unexpected shape: {excerpt(data)!r}")
-        error = chunk.get("error")
-        if error is not None or chunk.get("object") == "error":  # before the choices: OpenRouter sends both
-            raise stream_error(chunk if error is None else error)
-        if "usage" in chunk:
-            self._usage = _usage(chunk["usage"]) or self._usage
+        try:  # the usual case, once per event: one JSON object, nothing around it
+            chunk, end = _scan_json(data, 0)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1
+        if end != len(data) or type(chunk) is not dict:
+            if data == "[DONE]":
+                return self._complete()
+            chunk = _parse(data)
+            if type(chunk) is not dict:
+                raise StreamError(f"The server sent an event of an unexpected shape: {excerpt(data)!r}")
+        if "error" in chunk or "usage" in chunk:
+            self._note(chunk)  # before the choices: OpenRouter sends an error beside one
         choices = chunk.get("choices")
         if type(choices) is not list or not choices:
+            if chunk.get("object") == "error":  # vLLM's older, flat shape
+                raise stream_error(chunk)
             return []
         choice = choices[0]
-        if type(choice) is dict and choice.get("index", 0) != 0:  # several choices (n > 1): the first
+        if type(choice) is dict and choice.get("index", 0):  # several choices (n > 1): the first
             choice = next((c for c in choices if type(c) is dict and c.get("index", 0) == 0), None)
             if choice is None:
                 return []
         delta = choice.get("delta") if type(choice) is dict else None
         if type(delta) is not dict:
             raise StreamError(f"The server sent a choice without a delta: {excerpt(data)!r}")
+        finish_reason = choice.get("finish_reason")
+        if finish_reason is not None:
+            if finish_reason == "error":
+                raise stream_error("the server ended the answer with finish_reason 'error'")
+            self._finish_reason = str(finish_reason)
+        content = delta.get("content")
+        if len(delta) == 1 and content:  # the usual case, once per event: text alone
+            if type(content) is not str:
+                raise StreamError(f"The server sent content that is not text: {excerpt(data)!r}")
+            self._text.append(content)
+            return [new_text_update(content, False, self._text)]
         events: List[Event] = []
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning:
@@ -122,18 +137,20 @@ class OpenAIDecoder:
                 raise StreamError(f"The server sent reasoning that is not text: {excerpt(data)!r}")
             self._reasoning.append(reasoning)
             events.append(ReasoningUpdate(reasoning, buffer=self._reasoning))
-        content = delta.get("content")
         if content:
             if type(content) is not str:
                 raise StreamError(f"The server sent content that is not text: {excerpt(data)!r}")
             self._text.append(content)
             events.append(new_text_update(content, False, self._text))
-        finish_reason = choice.get("finish_reason")
-        if finish_reason is not None:
-            if finish_reason == "error":
-                raise stream_error("the server ended the answer with finish_reason 'error'")
-            self._finish_reason = str(finish_reason)
         return events
+
+    def _note(self, chunk: Dict[str, Any]) -> None:
+        """An error the chunk reports (raised), or the usage it counts."""
+        error = chunk.get("error")
+        if error is not None:
+            raise stream_error(error)
+        if "usage" in chunk:
+            self._usage = _usage(chunk["usage"]) or self._usage
 
     def _complete(self) -> List[Event]:
         self.done = True
