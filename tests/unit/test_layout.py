@@ -7,7 +7,9 @@ import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "qvq_sdk"
+import qvq_sdk
+
+PACKAGE = pathlib.Path(qvq_sdk.__file__).resolve().parent  # the checkout's, or the installed wheel's
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 HTTP_LIBRARIES = ("requests", "urllib3")
 #: Who may import requests or urllib3 at run time.
@@ -62,6 +64,10 @@ def test_only_the_transport_knows_requests_and_urllib3(path):
         return
     for module, line in runtime_imports(path):
         assert module.split(".")[0] not in HTTP_LIBRARIES, f"{name_of(path)}:{line} imports {module}"
+
+
+def test_the_package_is_found():
+    assert len(MODULES) > 20
 
 
 def test_no_import_cycles():
