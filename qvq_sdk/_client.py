@@ -352,7 +352,6 @@ class QVQClient:
     ) -> ChatRequest:
         cancel = CancelToken()
         self._transport.track(cancel)  # from now on close() reaches it
-        closed = False
         try:
             seconds = check_deadline(deadline)
             limit = Deadline(seconds if seconds is not None else self._deadline)
@@ -360,15 +359,13 @@ class QVQClient:
             generation = check_generation(max_tokens, temperature, extra_body)
             chosen = model if model is not None else self._model
             return prepare(self._runner.rules, messages, images, chosen, generation, limit, cancel, fetch)
-        except Cancelled:
-            closed = True
+        except Cancelled:  # close() reached the download of an image
+            self._transport.untrack(cancel)
         except QVQError as error:
             self._transport.untrack(cancel)
             scrub(error)
             raise
-        self._transport.untrack(cancel)
-        assert closed
-        raise APIConnectionError(CLOSED_MESSAGE)
+        raise APIConnectionError(CLOSED_MESSAGE)  # outside the except: no context to hide
 
     def _download(self, url: str, where: str, cancel: CancelToken, deadline: Deadline) -> bytes:
         """Fetches an image URL through the client's session, without the token."""
