@@ -13,6 +13,7 @@ import time
 
 import pytest
 import requests
+from loopback import LoopbackServer
 
 from qvq_sdk._constants import POOL_MAXSIZE
 from qvq_sdk._transport import pools
@@ -137,70 +138,16 @@ def test_flying_sets_the_flight_of_this_thread_only():
 # -- a server on 127.0.0.1 ----------------------------------------------------------------
 
 
-class Server:
-    """An HTTP/1.1 server on 127.0.0.1, one thread per connection; ``answer`` (None: stall
-    until the test ends) is written after each request head. Records the connections it
-    accepted, the requests, and the connections whose client end closed."""
-
-    def __init__(self, answer=None):
-        self.answer = answer
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.accepted = 0
-        self.requests = 0
-        self.received = threading.Event()  # a request head arrived
-        self.closed_by_client = threading.Event()  # a connection's client end closed
-        self._connections = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self._connections.append(connection)
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection):
-        buffer = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = connection.recv(65536)
-                    if not data:
-                        self.closed_by_client.set()
-                        return
-                    buffer += data
-                _, buffer = buffer.split(b"\r\n\r\n", 1)
-                self.requests += 1
-                self.received.set()
-                if self.answer is None:  # stall: read on, to see the client go
-                    continue
-                connection.sendall(self.answer)
-        except OSError:
-            self.closed_by_client.set()
-
-    def close(self):
-        self.listener.close()
-        for connection in self._connections:
-            connection.close()
-
-
 @pytest.fixture
 def stalling():
-    server = Server(answer=None)
+    server = LoopbackServer()  # every request stalls: read on, to see the client go
     yield server
     server.close()
 
 
 @pytest.fixture
 def answering():
-    server = Server(answer=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+    server = LoopbackServer(then=[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"])
     yield server
     server.close()
 

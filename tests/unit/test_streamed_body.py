@@ -7,12 +7,12 @@ timeout and the deadline; and the gzip/deflate decoder."""
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
 import time
 import zlib
 
 import pytest
+from loopback import CLOSE, LoopbackServer
 
 from qvq_sdk._deadline import Deadline
 from qvq_sdk._transport import streamed_body
@@ -27,79 +27,10 @@ GUARD = 5.0  # the read timeout unless a test says otherwise: a test that waits 
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 END = b"0\r\n\r\n"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-CLOSE = "close"  # in a script: the server closes the connection
 
 
 def chunk(data):
     return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-class Server:
-    """An HTTP/1.1 server on 127.0.0.1: the n-th request it gets is answered by the n-th
-    script (then OK): bytes are sent, an Event is waited for, a float is seconds to sleep,
-    CLOSE closes the connection.
-    After a script the connection reads on, for its next request (keep-alive) or its end: a
-    script that stops before the end of its body stalls the stream."""
-
-    def __init__(self, *scripts):
-        self.scripts = [*scripts, [OK]]
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}/stream"
-        self.accepted = 0
-        self.requests = 0
-        self.closed_by_client = threading.Event()
-        self._connections = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self._connections.append(connection)
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection):
-        buffer = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = connection.recv(65536)
-                    if not data:
-                        self.closed_by_client.set()
-                        return
-                    buffer += data
-                _, buffer = buffer.split(b"\r\n\r\n", 1)
-                with self._lock:
-                    script = self.scripts[min(self.requests, len(self.scripts) - 1)]
-                    self.requests += 1
-                for step in script:
-                    if step is CLOSE:
-                        connection.close()
-                        return
-                    if isinstance(step, threading.Event):
-                        step.wait(GUARD * 2)
-                    elif isinstance(step, float):
-                        time.sleep(step)
-                    else:
-                        connection.sendall(step)
-        except OSError:
-            self.closed_by_client.set()
-
-    def close(self):
-        self.listener.close()
-        for connection in self._connections:
-            try:
-                connection.close()
-            except OSError:
-                pass
 
 
 @pytest.fixture
@@ -107,7 +38,7 @@ def serve():
     servers = []
 
     def make(*scripts):
-        server = Server(*scripts)
+        server = LoopbackServer(*scripts, then=[OK], path="/stream", wait_limit=GUARD * 2)
         servers.append(server)
         return server
 
